@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Targets: operator (no TensorFlow), trainer (TensorFlow CPU), trainer-gpu (TensorFlow + CUDA wheels).
+# Each installs the project from its own pyproject with the matching extra.
+
+FROM python:3.11.14-slim-bookworm AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator ./operator
+COPY trainer ./trainer
+RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin kubetrain
+
+FROM base AS operator
+LABEL org.opencontainers.image.title="kubetrain-operator" \
+      org.opencontainers.image.description="kopf operator for TrainingJob resources"
+RUN pip install ".[operator]" && rm -rf /src
+USER 1000
+ENTRYPOINT ["python", "-m", "kubetrain_operator"]
+
+FROM base AS trainer
+LABEL org.opencontainers.image.title="kubetrain-trainer" \
+      org.opencontainers.image.description="TensorFlow trainer (CPU) for kubetrain jobs"
+RUN pip install ".[trainer]" && rm -rf /src
+USER 1000
+WORKDIR /tmp
+ENTRYPOINT ["python", "-m", "kubetrain_trainer"]
+
+FROM base AS trainer-gpu
+LABEL org.opencontainers.image.title="kubetrain-trainer-gpu" \
+      org.opencontainers.image.description="TensorFlow trainer (CUDA) for kubetrain jobs"
+RUN pip install ".[trainer-gpu]" && rm -rf /src
+USER 1000
+WORKDIR /tmp
+ENTRYPOINT ["python", "-m", "kubetrain_trainer"]

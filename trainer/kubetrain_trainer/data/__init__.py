@@ -1,0 +1,1 @@
+"""Input pipelines: list and shard files, then read records in batches."""

@@ -1,0 +1,74 @@
+"""Entry point: read the job, train, and exit with a code that means something.
+
+0 success; 2 bad configuration or input (permanent, 1-127); 1 an error in
+user code (permanent); 138 a retryable runtime failure such as a lost peer
+(>= 128, so `restartPolicy: ExitCode` retries it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from kubetrain_trainer.config import (
+    EXIT_CONFIG_ERROR,
+    EXIT_OK,
+    EXIT_RETRYABLE,
+    EXIT_USER_ERROR,
+    ConfigError,
+    load,
+)
+
+log = logging.getLogger("kubetrain_trainer")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m kubetrain_trainer",
+        description="Run one replica of a kubetrain TrainingJob. The job comes from "
+        "KUBETRAIN_JOB (JSON) and this replica's role from TF_CONFIG.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="Python log level.")
+    return parser
+
+
+def _retryable(err: BaseException) -> bool:
+    """Errors caused by the cluster, not the job: a lost peer, a timeout."""
+    import tensorflow as tf
+
+    return isinstance(
+        err,
+        tf.errors.UnavailableError
+        | tf.errors.DeadlineExceededError
+        | tf.errors.AbortedError
+        | tf.errors.CancelledError
+        | ConnectionError,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from kubetrain_trainer.data.files import DataError
+
+    try:
+        cfg = load()
+        log.info("job %s, replica %s", cfg.name, cfg.worker_id)
+        from kubetrain_trainer import train
+
+        train.run(cfg)
+    except (ConfigError, DataError) as err:
+        log.error("%s", err)
+        return EXIT_CONFIG_ERROR
+    except Exception as err:
+        if _retryable(err):
+            log.error("retryable failure: %s: %s", type(err).__name__, err)
+            return EXIT_RETRYABLE
+        log.exception("training failed")
+        return EXIT_USER_ERROR
+    return EXIT_OK

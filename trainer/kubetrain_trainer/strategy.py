@@ -1,0 +1,65 @@
+"""Choosing and creating the tf.distribute strategy.
+
+`choose` is pure (spec + TF_CONFIG + device counts -> a decision with the
+reason), so the rules are unit-tested without accelerators; `create` does the
+TensorFlow work.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kubetrain_operator.api import Strategy, TrainingJobSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The strategy to build and why it was picked."""
+
+    strategy: Strategy
+    reason: str
+
+
+def choose(spec: TrainingJobSpec, cluster: dict[str, list[str]], gpus: int) -> Choice:
+    """Pick the strategy for `spec.strategy: auto` (or confirm an explicit one).
+
+    Args:
+        spec: the job spec.
+        cluster: TF_CONFIG's cluster.
+        gpus: GPUs visible to this process.
+    """
+    if spec.strategy != Strategy.AUTO:
+        return Choice(Strategy(spec.strategy), "set in spec.strategy")
+    if spec.tpu is not None:
+        return Choice(Strategy.TPU, "spec.tpu is set")
+    if cluster.get("ps"):
+        return Choice(Strategy.PARAMETER_SERVER, f"{len(cluster['ps'])} ps replicas")
+    members = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    if members > 1:
+        return Choice(Strategy.MULTI_WORKER_MIRRORED, f"{members} workers in TF_CONFIG")
+    if gpus > 1:
+        return Choice(Strategy.MIRRORED, f"one worker with {gpus} GPUs")
+    return Choice(Strategy.ONE_DEVICE, "one worker with at most one device")
+
+
+def create(choice: Choice, gpus: int):
+    """Build the chosen strategy (it reads TF_CONFIG itself)."""
+    import tensorflow as tf
+
+    log.info("strategy %s: %s", choice.strategy.value, choice.reason)
+    if choice.strategy == Strategy.MULTI_WORKER_MIRRORED:
+        impl = (
+            tf.distribute.experimental.CommunicationImplementation.NCCL
+            if gpus
+            else tf.distribute.experimental.CommunicationImplementation.RING
+        )
+        options = tf.distribute.experimental.CommunicationOptions(implementation=impl)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    if choice.strategy == Strategy.MIRRORED:
+        return tf.distribute.MirroredStrategy()
+    if choice.strategy == Strategy.ONE_DEVICE:
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+    raise NotImplementedError(f"strategy {choice.strategy.value} is not available yet")
