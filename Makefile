@@ -33,8 +33,9 @@ demo: $(STAMP) data/digits/train
 
 # Everything the tests need (venv, cluster tools), then the whole suite.
 test: $(STAMP)
+	bash hack/cluster-tools.sh
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -43,6 +44,7 @@ lint: $(STAMP)
 # Regenerate manifests/crd.yaml (and the chart's copy) from the API models.
 crd: $(STAMP)
 	$(BIN)/kubetrain crd > manifests/crd.yaml
+	cp manifests/crd.yaml charts/kubetrain/crds/crd.yaml
 
 clean:
 	rm -rf runs data .pytest_cache

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 GROUP = "kubetrain.io"
@@ -537,3 +544,16 @@ class TrainingJob(Model):
 def is_valid_name(name: str) -> bool:
     """True when `name` can prefix every pod and service name of a job."""
     return bool(re.match(DNS_1035, name)) and len(name) <= MAX_JOB_NAME_LENGTH
+
+
+def format_errors(err: ValidationError) -> list[str]:
+    """One line per problem: the YAML path of the field, what is wrong, the value."""
+    lines = []
+    for error in err.errors():
+        path = ".".join(str(p) for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        value = error.get("input")
+        if error["type"] != "value_error" and not isinstance(value, dict | list):
+            message += f", got {value!r}"
+        lines.append(f"{path}: {message}" if path and not message.startswith(path) else message)
+    return lines

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from kubetrain_operator import crd as crd_module
 from kubetrain_operator import plan as planner
-from kubetrain_operator.api import TrainingJob
+from kubetrain_operator.api import TrainingJob, format_errors
 
 EXIT_INVALID = 2
 
@@ -32,19 +32,6 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 class InvalidJob(Exception):
     """A job file that cannot be used; the message says where and why."""
-
-
-def format_errors(err: ValidationError) -> list[str]:
-    """One line per problem: the YAML path of the field, what is wrong, the value."""
-    lines = []
-    for error in err.errors():
-        path = ".".join(str(p) for p in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        value = error.get("input")
-        if error["type"] != "value_error" and not isinstance(value, dict | list):
-            message += f", got {value!r}"
-        lines.append(f"{path}: {message}" if path and not message.startswith(path) else message)
-    return lines
 
 
 def load_job(path: Path) -> TrainingJob:

@@ -104,7 +104,11 @@ def service_address(job: TrainingJob, settings: Settings) -> AddressOf:
 def job_env(job: TrainingJob) -> str:
     """The job as the trainer reads it: name, namespace and the validated spec."""
     payload = {
-        "metadata": {"name": job.metadata.name, "namespace": job.metadata.namespace},
+        "metadata": {
+            "name": job.metadata.name,
+            "namespace": job.metadata.namespace,
+            "uid": job.metadata.uid,
+        },
         "spec": job.spec.wire(),
     }
     return json.dumps(payload, separators=(",", ":"))
@@ -156,14 +160,15 @@ def _metadata(job: TrainingJob, replica: Replica) -> dict[str, Any]:
 
 
 def _resources(job: TrainingJob, replica: Replica) -> dict[str, Any]:
+    """Requests and limits; quantities are strings, as the Pod API defines them."""
     spec = getattr(job.spec.replicas, replica.type.value)
-    requests = dict(spec.resources.requests)
-    limits = dict(spec.resources.limits)
+    requests = {k: str(v) for k, v in spec.resources.requests.items()}
+    limits = {k: str(v) for k, v in spec.resources.limits.items()}
     if spec.gpus:
-        limits[GPU_RESOURCE] = spec.gpus
+        limits[GPU_RESOURCE] = str(spec.gpus)
     tpu = job.spec.tpu
     if tpu is not None and replica.type in (ReplicaType.CHIEF, ReplicaType.WORKER):
-        requests[TPU_RESOURCE] = limits[TPU_RESOURCE] = tpu.chips_per_worker
+        requests[TPU_RESOURCE] = limits[TPU_RESOURCE] = str(tpu.chips_per_worker)
     out = {}
     if requests:
         out["requests"] = requests

@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from kubetrain_operator.api import MAX_JOB_NAME_LENGTH, TrainingJob
-from kubetrain_operator.cli import format_errors
+from kubetrain_operator.api import MAX_JOB_NAME_LENGTH, TrainingJob, format_errors
 
 from .specs import jobs
 

@@ -86,7 +86,7 @@ def test_gpus_become_limits_and_toleration() -> None:
     )
     pod = _pods(job)["mnist-worker-0"]
     limits = pod["spec"]["containers"][0]["resources"]["limits"]
-    assert limits == {"cpu": 8, "nvidia.com/gpu": 4}
+    assert limits == {"cpu": "8", "nvidia.com/gpu": "4"}
     assert plan.GPU_TOLERATION in pod["spec"]["tolerations"]
 
 
@@ -95,7 +95,7 @@ def test_tpu_requests_selectors_and_worker_env() -> None:
     pods = _pods(job)
     pod = pods["mnist-worker-1"]
     resources = pod["spec"]["containers"][0]["resources"]
-    assert resources["limits"]["google.com/tpu"] == 4
+    assert resources["limits"]["google.com/tpu"] == "4"
     assert pod["spec"]["nodeSelector"] == {
         "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
         "cloud.google.com/gke-tpu-topology": "4x4",

@@ -38,14 +38,15 @@ run that test on the new version, and add the version here if it passes (or
 drop this module if upstream fixed the bug). ``allow_unverified=True`` turns the
 error into a warning and leaves Keras unpatched.
 
-Legacy Keras (tf_keras, ``TF_USE_LEGACY_KERAS=1``) does not have the bug; nothing
-is patched there (``apply()`` returns False).
+Legacy Keras (tf_keras) does not have the bug and is a separate package, so the
+patch never touches it. ``TF_USE_LEGACY_KERAS=1`` only redirects ``tf.keras``; code
+that does ``import keras`` still gets Keras 3, so ``apply()`` patches Keras 3
+whatever that variable says.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,6 @@ _MARK = "_kubetrain_keras_compat"  # set on the patched functions (idempotency)
 
 class UnverifiedKerasVersionError(RuntimeError):
     """The installed Keras 3 version is not in VERIFIED_KERAS_VERSIONS."""
-
-
-def _legacy_keras_requested() -> bool:
-    return os.environ.get("TF_USE_LEGACY_KERAS", "").strip().lower() in ("1", "true", "yes")
 
 
 def is_applied() -> bool:
@@ -84,18 +81,14 @@ def apply(keras_version: str | None = None, *, allow_unverified: bool = False) -
 
     Returns:
         True if the patch is active after the call; False if nothing was patched
-        (legacy tf_keras requested, non-TensorFlow backend, or an unverified version
-        with ``allow_unverified=True``).
+        (``keras`` is Keras 2, the backend is not TensorFlow, or an unverified
+        version with ``allow_unverified=True``).
     """
-    if _legacy_keras_requested():
-        log.info("keras_compat: TF_USE_LEGACY_KERAS=1 (tf_keras); no patch needed")
-        return False
-
     import keras
 
     version = keras_version or keras.__version__
-    if not version.startswith("3."):
-        log.info("keras_compat: Keras %s is not Keras 3; no patch needed", version)
+    if int(version.split(".", 1)[0]) < 3:
+        log.info("keras_compat: Keras %s is Keras 2 (tf_keras); no patch needed", version)
         return False
     if keras.backend.backend() != "tensorflow":
         log.info("keras_compat: Keras backend is %r; no patch needed", keras.backend.backend())
@@ -105,8 +98,8 @@ def apply(keras_version: str | None = None, *, allow_unverified: bool = False) -
             f"keras_compat: Keras {version} is not verified for the multi-worker "
             f"MWMS fix (keras-team/keras#20585); verified: "
             f"{sorted(VERIFIED_KERAS_VERSIONS)}. Run tests/trainer/test_keras_compat.py "
-            f"on this version and update VERIFIED_KERAS_VERSIONS, or use "
-            f"TF_USE_LEGACY_KERAS=1."
+            f"on this version and update VERIFIED_KERAS_VERSIONS, or train with "
+            f"tf_keras (`import tf_keras as keras`)."
         )
         if allow_unverified:
             warnings.warn(msg + " Continuing UNPATCHED.", RuntimeWarning, stacklevel=2)

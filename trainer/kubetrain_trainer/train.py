@@ -17,9 +17,14 @@ log = logging.getLogger(__name__)
 
 
 def backup_dir(cfg: TrainerConfig) -> str:
-    """This worker's own BackupAndRestore directory (a shared one breaks on h5 locks)."""
+    """This worker's own BackupAndRestore directory (a shared one breaks on h5 locks).
+
+    Keyed by the job's UID, so a new job with an old job's name starts fresh
+    instead of "resuming" a finished run.
+    """
     base = cfg.job.spec.output.checkpoint_dir or str(cfg.work_dir / "backup")
-    return os.path.join(base, cfg.worker_id)
+    run = cfg.job.metadata.uid or cfg.name
+    return os.path.join(base, run, cfg.worker_id)
 
 
 def run(cfg: TrainerConfig) -> dict[str, float]:

@@ -1,0 +1,139 @@
+"""The operator's I/O with the Kubernetes API: small calls, nothing decided here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kubetrain_operator import api, plan
+from kubetrain_operator.status import Event
+
+log = logging.getLogger(__name__)
+
+
+def load_config() -> None:
+    """In-cluster ServiceAccount config in a pod, else the local kubeconfig."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+
+
+class Kube:
+    """Thin wrappers over the API calls the operator makes (see manifests/rbac.yaml)."""
+
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self.api_client = api_client or client.ApiClient()
+        self.core = client.CoreV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(
+                api.GROUP, api.VERSION, namespace, api.PLURAL, name
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def list_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        pods = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{plan.LABEL_JOB}={job_name}"
+        )
+        return [self.api_client.sanitize_for_serialization(p) for p in pods.items]
+
+    def create(self, obj: dict[str, Any]) -> bool:
+        """Create a Pod or Service; False when it already exists (409 is fine)."""
+        namespace = obj["metadata"]["namespace"]
+        creator = (
+            self.core.create_namespaced_pod
+            if obj["kind"] == "Pod"
+            else self.core.create_namespaced_service
+        )
+        try:
+            creator(namespace, obj)
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    def create_all(self, objects: list[dict[str, Any]], concurrency: int) -> int:
+        """Create objects concurrently (bounded); return how many were new."""
+        if not objects:
+            return 0
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(objects)))) as pool:
+            return sum(pool.map(self.create, objects))
+
+    def delete_pods(self, namespace: str, names: Iterable[str]) -> None:
+        for name in names:
+            try:
+                self.core.delete_namespaced_pod(name, namespace)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                api.GROUP,
+                api.VERSION,
+                namespace,
+                api.PLURAL,
+                name,
+                body=client.V1DeleteOptions(propagation_policy="Background"),
+            )
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"status": status}
+        )
+
+    def post_event(self, job: dict[str, Any], event: Event) -> None:
+        """Record an Event on the TrainingJob (best effort: never fails a reconcile)."""
+        meta = job["metadata"]
+        now = datetime.now(UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{meta['name']}.", namespace=meta["namespace"]
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=api.API_VERSION,
+                kind=api.KIND,
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta.get("uid"),
+            ),
+            type=event.type,
+            reason=event.reason,
+            message=event.message[:1024],
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="kubetrain-operator"),
+        )
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body)
+        except ApiException as err:
+            log.warning("cannot record event %s on %s: %s", event.reason, meta["name"], err.reason)
+
+
+def fetch_progress(pod_ip: str, port: int, timeout: float) -> dict[str, Any] | None:
+    """The reporter's /progress, or None when it does not answer (yet)."""
+    try:
+        with urllib.request.urlopen(f"http://{pod_ip}:{port}/progress", timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,139 @@
+"""One job's reconcile, end to end: read, decide (status.py), act, report.
+
+The decision is pure; this module only gathers the inputs and carries out
+the actions. A lock per job serialises reconciles triggered at the same time
+by a job event, pod events and the resync loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from kubetrain_operator import kube, metrics, plan, status
+from kubetrain_operator.api import TrainingJob, TrainingJobStatus, format_errors
+from kubetrain_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+INVALID_SPEC = "InvalidSpec"
+RUNNING_PHASES = ("Running", "Restarting")
+
+
+class Operator:
+    """Reconciles TrainingJobs; shared by every kopf handler through kopf's memo."""
+
+    def __init__(self, settings: OperatorSettings, client: kube.Kube) -> None:
+        self.settings = settings
+        self.kube = client
+        self.known: set[tuple[str, str]] = set()
+        self.phases: dict[tuple[str, str], str] = {}
+        self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+        self._stop = threading.Event()
+
+    def remember(self, namespace: str, name: str) -> None:
+        self.known.add((namespace, name))
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.known.discard((namespace, name))
+        self.phases.pop((namespace, name), None)
+        self._locks.pop((namespace, name), None)
+
+    def reconcile(self, namespace: str, name: str, poll_progress: bool = False) -> None:
+        with self._locks[(namespace, name)], metrics.RECONCILE_SECONDS.time():
+            try:
+                self._reconcile(namespace, name, poll_progress)
+            except Exception:
+                metrics.RECONCILE_ERRORS.inc()
+                raise
+        metrics.record_phases(list(self.phases.values()))
+
+    def _reconcile(self, namespace: str, name: str, poll_progress: bool) -> None:
+        body = self.kube.get_job(namespace, name)
+        if body is None:
+            self.forget(namespace, name)
+            return
+        now = datetime.now(UTC)
+        try:
+            job = TrainingJob.model_validate(body)
+        except ValidationError as err:
+            self._reject(body, "; ".join(format_errors(err)), now)
+            return
+        pods = self.kube.list_pods(namespace, name)
+        views = [status.pod_view(p) for p in pods if _is_replica(p)]
+        actions = status.reconcile(job, views, now, body["metadata"].get("generation"))
+        if actions.delete:
+            self.kube.delete_pods(namespace, actions.delete)
+        if actions.create:
+            self._create(job, set(actions.create))
+        if poll_progress and actions.status.phase in RUNNING_PHASES:
+            self._poll_progress(job, pods, actions.status, now)
+        self.phases[(namespace, name)] = actions.status.phase
+        old_status = job.status or TrainingJobStatus()
+        if actions.status.restart_count > old_status.restart_count:
+            metrics.RESTARTS.inc()
+        old = old_status.wire()
+        new = actions.status.wire()
+        if new != old:
+            self.kube.patch_status(namespace, name, new)
+        for event in actions.events:
+            self.kube.post_event(body, event)
+        if actions.delete_job:
+            log.info("deleting %s/%s: ttlSecondsAfterFinished passed", namespace, name)
+            self.kube.delete_job(namespace, name)
+
+    def _create(self, job: TrainingJob, names: set[str]) -> None:
+        """Services first, so DNS names exist before the pods look them up."""
+        wanted = [r for r in plan.replicas(job) if r.name in names]
+        services = [plan.service(job, r, self.settings.plan) for r in wanted]
+        pods = [plan.pod(job, r, self.settings.plan) for r in wanted]
+        limit = self.settings.max_concurrent_creates
+        new_services = self.kube.create_all(services, limit)
+        new_pods = self.kube.create_all(pods, limit)
+        metrics.OBJECTS_CREATED.labels(kind="Service").inc(new_services)
+        metrics.OBJECTS_CREATED.labels(kind="Pod").inc(new_pods)
+        log.info("%s: created %d pods, %d services", job.metadata.name, new_pods, new_services)
+
+    def _poll_progress(
+        self, job: TrainingJob, pods: list[dict], new: TrainingJobStatus, now: datetime
+    ) -> None:
+        reporter = plan.reporter(job).name
+        pod = next((p for p in pods if p["metadata"]["name"] == reporter), None)
+        pod_ip = ((pod or {}).get("status") or {}).get("podIP")
+        if not pod_ip:
+            return
+        snapshot = kube.fetch_progress(
+            pod_ip, self.settings.plan.progress_port, self.settings.progress_timeout_seconds
+        )
+        progress = status.progress_from(snapshot, now)
+        if progress is not None:
+            new.progress = progress
+
+    def _reject(self, body: dict, message: str, now: datetime) -> None:
+        """A job the models reject (the CRD should have): fail it, say why, create nothing."""
+        meta = body["metadata"]
+        failed = TrainingJobStatus(phase="Failed", completion_time=status.timestamp(now))
+        status.set_condition(failed, "Failed", True, INVALID_SPEC, message, now)
+        if (body.get("status") or {}).get("phase") != "Failed":
+            self.kube.patch_status(meta["namespace"], meta["name"], failed.wire())
+            self.kube.post_event(body, status.Event("Warning", INVALID_SPEC, message))
+
+    def resync_forever(self) -> None:
+        """Reconcile every known job periodically: deadlines, timeouts, TTL, progress."""
+        while not self._stop.wait(self.settings.resync_seconds):
+            for namespace, name in sorted(self.known):
+                try:
+                    self.reconcile(namespace, name, poll_progress=True)
+                except Exception:
+                    log.exception("resync of %s/%s failed; will retry", namespace, name)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _is_replica(pod: dict) -> bool:
+    labels = pod.get("metadata", {}).get("labels") or {}
+    return plan.LABEL_TYPE in labels and plan.LABEL_INDEX in labels

@@ -1,0 +1,55 @@
+"""Operator settings, from the environment (the Deployment sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from kubetrain_operator import plan
+
+
+def _int(env: dict[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{key}: expected an integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{key}: must be >= 1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """What the operator watches and how hard it works."""
+
+    namespaces: tuple[str, ...] = ()
+    plan: plan.Settings = field(default_factory=plan.Settings)
+    max_concurrent_creates: int = 16
+    resync_seconds: int = 5
+    progress_timeout_seconds: int = 2
+    metrics_port: int = 8082
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
+        """Read KUBETRAIN_* variables; raise ValueError naming a bad one."""
+        env = dict(os.environ if env is None else env)
+        namespaces = tuple(n for n in env.get("KUBETRAIN_NAMESPACES", "").split(",") if n)
+        defaults = plan.Settings()
+        return cls(
+            namespaces=namespaces,
+            plan=plan.Settings(
+                default_image=env.get("KUBETRAIN_TRAINER_IMAGE") or defaults.default_image,
+                port=_int(env, "KUBETRAIN_TF_PORT", defaults.port),
+                progress_port=_int(env, "KUBETRAIN_PROGRESS_PORT", defaults.progress_port),
+            ),
+            max_concurrent_creates=_int(env, "KUBETRAIN_MAX_CONCURRENT_CREATES", 16),
+            resync_seconds=_int(env, "KUBETRAIN_RESYNC_SECONDS", 5),
+            metrics_port=_int(env, "KUBETRAIN_METRICS_PORT", 8082),
+        )
