@@ -34,6 +34,7 @@ demo: $(STAMP) data/digits/train
 # Everything the tests need (venv, cluster tools), then the whole suite.
 test: $(STAMP)
 	bash hack/cluster-tools.sh
+	bash hack/hdfs-tools.sh
 	$(BIN)/ruff check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -7,24 +7,32 @@ every n-th batch instead (TF's AutoShardPolicy.DATA, done explicitly).
 
 from __future__ import annotations
 
-import glob
-import os
 from dataclasses import dataclass
 
+from kubetrain_trainer.data import fs
+from kubetrain_trainer.data.errors import DataError
 
-class DataError(Exception):
-    """The input cannot be read as specified (missing path, bad records)."""
+__all__ = ["DataError", "Shard", "list_files", "shard"]
 
 
 def list_files(uri: str) -> list[str]:
-    """Files named by a file, a directory or a glob, sorted for determinism.
+    """Files named by a file, a directory or a glob (local or HDFS), sorted for determinism.
+
+    Names starting with '.' or '_' (`_SUCCESS`, Spark's `.crc` files, our
+    temporary uploads) are skipped.
 
     Raises:
-        DataError: nothing matches `uri`.
+        DataError: nothing matches `uri`, or its filesystem cannot be reached.
     """
-    pattern = os.path.join(uri, "*") if os.path.isdir(uri) else uri
-    files = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
-    files = [f for f in files if not os.path.basename(f).startswith((".", "_"))]
+    filesystem = fs.filesystem(uri)
+    if fs.has_magic(uri):
+        entries = filesystem.glob(uri)
+    else:
+        entry = filesystem.info(uri)
+        entries = [] if entry is None else filesystem.listdir(uri) if entry.is_dir else [entry]
+    files = sorted(
+        e.path for e in entries if not e.is_dir and not fs.split(e.path)[1].startswith((".", "_"))
+    )
     if not files:
         raise DataError(f"no input files match {uri!r}")
     return files

@@ -4,19 +4,27 @@ Each worker builds its own pipeline (`distribute_datasets_from_function`),
 reading only its shard, batched at the per-replica batch size. Every worker
 must run the same number of steps or the collectives deadlock, so the steps
 per epoch are computed from record counts the same way on every worker and
-the data repeats.
+the data repeats. The format (TFRecord, Parquet, CSV) only decides how a
+shard's files become records and records become (features, label); listing,
+sharding, shuffling and batching are the same for all, local or HDFS.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import tensorflow as tf
 
 from kubetrain_operator.api import DataSpec, TrainingSpec
+from kubetrain_trainer.data import csv, parquet, tfrecord
 from kubetrain_trainer.data import files as data_files
-from kubetrain_trainer.data import tfrecord
+
+#: Each module has count(path, data), dataset(files, data) -> one element per
+#: record, and parse(batches, data) -> (features, label) batches.
+FORMATS: dict[str, ModuleType] = {"tfrecord": tfrecord, "parquet": parquet, "csv": csv}
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,12 @@ def steps_per_epoch(
     return steps
 
 
+def count_records(fmt: ModuleType, files: list[str], data: DataSpec) -> dict[str, int]:
+    """Records per file, a few files at a time (remote counts are mostly waiting on I/O)."""
+    with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
+        return dict(zip(files, pool.map(lambda f: fmt.count(f, data), files), strict=True))
+
+
 def make_input(
     strategy: tf.distribute.Strategy,
     data: DataSpec,
@@ -61,8 +75,9 @@ def make_input(
     num_workers: int,
 ) -> Input:
     """The distributed dataset of `uri` for `fit`/`evaluate`, with its steps."""
+    fmt = FORMATS[data.format]
     files = data_files.list_files(uri)
-    counts = {f: tfrecord.count([f]) for f in files}
+    counts = count_records(fmt, files, data)
     per_replica = training.batch_size_per_replica
     global_batch = per_replica * strategy.num_replicas_in_sync
     pipelines = max(1, num_workers)
@@ -71,14 +86,14 @@ def make_input(
 
     def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         shard = data_files.shard(files, ctx.num_input_pipelines, ctx.input_pipeline_id)
-        records = tf.data.TFRecordDataset(shard.files)
+        records = fmt.dataset(shard.files, data)
         if shuffle and data.shuffle_buffer:
             records = records.shuffle(data.shuffle_buffer, seed=training.seed)
         batch = ctx.get_per_replica_batch_size(global_batch)
         ds = records.repeat().batch(batch, drop_remainder=True)
         if shard.stride > 1:
             ds = ds.shard(shard.stride, shard.offset)
-        return tfrecord.parse_batches(ds, data).prefetch(tf.data.AUTOTUNE)
+        return fmt.parse(ds, data).prefetch(tf.data.AUTOTUNE)
 
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
     return Input(dataset, steps, global_batch)

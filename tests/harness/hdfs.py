@@ -1,0 +1,250 @@
+"""A real, throw-away HDFS (one NameNode, one DataNode, WebHDFS) for tests.
+
+Runs Hadoop's MiniDFSCluster through our launcher (hack/hdfs/.../MiniHdfs.java),
+whose classpath hack/hdfs-tools.sh builds once from Maven Central and caches
+outside the clone. Clients get a generated conf dir (core-site.xml,
+hdfs-site.xml), exactly what a trainer pod gets from its ConfigMap.
+
+    with MiniHdfs() as hdfs:
+        hdfs_native.Client(hdfs.url).mkdirs("/data")
+
+The launcher dies with its stdin, so a test run that is killed takes the
+cluster with it. Run ``python -m tests.harness.hdfs`` to keep one up by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+from xml.sax.saxutils import escape
+
+__all__ = ["HDFS_TOOLS", "MiniHdfs", "MiniHdfsError", "find_hdfs", "write_client_conf"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HDFS_TOOLS = REPO_ROOT / "hack" / "hdfs-tools.sh"
+_PREFIX = "MINIHDFS "
+
+
+class MiniHdfsError(RuntimeError):
+    """The test HDFS failed to build, start or answer a command."""
+
+
+def find_hdfs() -> Path:
+    """Build (first time, ~20 s with a cold Maven cache) or find the cached classpath."""
+    proc = subprocess.run(["bash", str(HDFS_TOOLS)], stdout=subprocess.PIPE, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines or not lines[-1].startswith("KUBETRAIN_HDFS_HOME="):
+        raise MiniHdfsError(f"{HDFS_TOOLS} failed (exit {proc.returncode}): {proc.stdout}")
+    return Path(lines[-1].split("=", 1)[1])
+
+
+def write_client_conf(conf_dir: Path, rpc: str, extra: dict[str, str] | None = None) -> Path:
+    """core-site.xml + hdfs-site.xml for a client reaching the NameNode at `rpc` (host:port).
+
+    DataNodes are reached by the hostname they advertise, so a client in
+    another network namespace works when the cluster advertises a routable host.
+    """
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    _write_xml(conf_dir / "core-site.xml", {"fs.defaultFS": f"hdfs://{rpc}"})
+    _write_xml(
+        conf_dir / "hdfs-site.xml",
+        {"dfs.client.use.datanode.hostname": "true", **(extra or {})},
+    )
+    return conf_dir
+
+
+def _write_xml(path: Path, props: dict[str, str]) -> None:
+    body = "".join(
+        f"  <property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n"
+        for k, v in props.items()
+    )
+    path.write_text(f'<?xml version="1.0"?>\n<configuration>\n{body}</configuration>\n')
+
+
+def _free_port() -> int:
+    """Ask the kernel for an unused port (tiny race accepted in tests)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MiniHdfs:
+    """One MiniDFSCluster process, driven over its stdin/stdout protocol.
+
+    Ports are fixed before start so that a restarted NameNode comes back on
+    the same address and clients reconnect.
+    """
+
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        bind_host: str = "0.0.0.0",
+        datanode_host: str = "127.0.0.1",
+        startup_timeout: float = 180.0,
+    ) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kubetrain-hdfs-"))
+        self.bind_host = bind_host
+        self.datanode_host = datanode_host
+        self.startup_timeout = startup_timeout
+        self.rpc_port = _free_port()
+        self.http_port = _free_port()
+        self.startup_seconds = 0.0
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._log: IO[str] | None = None
+
+    @property
+    def url(self) -> str:
+        """The NameNode's URI, e.g. ``hdfs://127.0.0.1:40123``."""
+        return f"hdfs://127.0.0.1:{self.rpc_port}"
+
+    @property
+    def webhdfs_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/webhdfs/v1"
+
+    @property
+    def conf_dir(self) -> Path:
+        """HADOOP_CONF_DIR for clients on this host (fs.defaultFS = :attr:`url`)."""
+        return self.workdir / "conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "minihdfs.log"
+
+    def env(self) -> dict[str, str]:
+        """Environment for a client process: ours plus HADOOP_CONF_DIR."""
+        return {**os.environ, "HADOOP_CONF_DIR": str(self.conf_dir)}
+
+    def start(self) -> MiniHdfs:
+        """Start the cluster and wait until clients can read and write."""
+        find_hdfs()
+        started = time.monotonic()
+        write_client_conf(self.conf_dir, f"127.0.0.1:{self.rpc_port}")
+        self._log = self.log_path.open("w")
+        # stdin stays open as the cluster's lifeline; stderr (Hadoop's chatter) goes to a file.
+        opts = {
+            "base-dir": self.workdir / "data",
+            "rpc-port": self.rpc_port,
+            "http-port": self.http_port,
+            "bind-host": self.bind_host,
+            "datanode-host": self.datanode_host,
+        }
+        self._proc = subprocess.Popen(
+            [
+                "bash",
+                str(HDFS_TOOLS),
+                "run",
+                *(a for k, v in opts.items() for a in (f"--{k}", str(v))),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            bufsize=1,
+        )
+        threading.Thread(target=self._pump, args=(self._proc.stdout,), daemon=True).start()
+        try:
+            self._expect("READY", self.startup_timeout)
+        except MiniHdfsError:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def stop_namenode(self) -> None:
+        """Shut the NameNode down (DataNode stays): clients now get connection refused."""
+        self._command("stop-namenode")
+
+    def start_namenode(self) -> None:
+        """Bring a stopped NameNode back on the same port and wait for the DataNode."""
+        self._command("start-namenode")
+
+    def restart_namenode(self) -> None:
+        self.stop_namenode()
+        self.start_namenode()
+
+    def stop(self) -> None:
+        """Close the lifeline, wait for a clean shutdown, then remove the workdir if ours."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.stdin:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> MiniHdfs:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _command(self, command: str, timeout: float = 120.0) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            raise MiniHdfsError("the cluster is not running")
+        self._proc.stdin.write(command + "\n")
+        self._proc.stdin.flush()
+        self._expect(f"OK {command}", timeout)
+
+    def _pump(self, stream: IO[str] | None) -> None:
+        for line in stream or ():
+            if line.startswith(_PREFIX):
+                self._lines.put(line[len(_PREFIX) :].strip())
+        self._lines.put(None)
+
+    def _expect(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise MiniHdfsError(
+                    f"no {prefix!r} in {timeout:.0f}s; see {self._tail()}"
+                ) from None
+            if line is None:
+                raise MiniHdfsError(f"the cluster exited; see {self._tail()}")
+            if line.startswith(prefix):
+                return line
+            if line.startswith("ERROR"):
+                raise MiniHdfsError(line)
+
+    def _tail(self) -> str:
+        try:
+            return self.log_path.read_text()[-3000:]
+        except OSError:
+            return str(self.log_path)
+
+
+if __name__ == "__main__":
+    with MiniHdfs() as cluster:
+        print(f"HDFS up in {cluster.startup_seconds:.1f}s: {cluster.url}")
+        print(f"export HADOOP_CONF_DIR={cluster.conf_dir}")
+        print("press Enter to stop")
+        input()

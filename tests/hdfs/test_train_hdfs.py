@@ -1,0 +1,89 @@
+"""`kubetrain run`: two real workers train on TFRecords in HDFS and upload the model there."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubetrain_trainer.data import fs
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBETRAIN = [sys.executable, "-c", "from kubetrain_operator.cli import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def hdfs_digits(hdfs: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """scikit-learn's digits as TFRecord shards in HDFS (4 train, 2 validation)."""
+    from kubetrain_trainer import datasets
+
+    local = datasets.digits(tmp_path_factory.mktemp("digits"))
+    uri = f"{hdfs.url}/datasets/digits"
+    fs.copy_tree(str(local), uri)
+    return uri
+
+
+def _run(
+    tmp_path: Path, train: str, validation: str, model_dir: str, **spec: Any
+) -> subprocess.CompletedProcess[str]:
+    doc = yaml.safe_load((ROOT / "examples" / "digits-local.yaml").read_text())
+    doc["spec"]["data"].update(train=train, validation=validation)
+    doc["spec"]["output"]["modelDir"] = model_dir
+    doc["spec"].update(spec)
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump(doc))
+    return subprocess.run(
+        [*KUBETRAIN, "run", str(job), "--work-dir", str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+@pytest.mark.trainer
+@pytest.mark.timeout(600)
+def test_two_workers_train_from_hdfs_and_upload_the_model(
+    hdfs_digits: str, hdfs: Any, tmp_path: Path
+) -> None:
+    model_dir = f"{hdfs.url}/models/digits"
+    result = _run(tmp_path, f"{hdfs_digits}/train", f"{hdfs_digits}/validation", model_dir)
+
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "strategy multi_worker_mirrored: 2 workers in TF_CONFIG" in result.stdout
+    remote = fs.filesystem(model_dir)
+    saved = json.loads(b"".join(remote.stream(f"{model_dir}/job.json")))
+    assert saved["metrics"]["val_accuracy"] >= 0.9, saved["metrics"]
+    info = remote.info(f"{model_dir}/model.keras")
+    assert info is not None and info.size > 0
+    assert [e.path for e in remote.listdir(f"{hdfs.url}/models")] == [model_dir]
+
+
+@pytest.mark.trainer
+@pytest.mark.timeout(300)
+def test_an_unreachable_namenode_fails_the_job_fast_with_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"hdfs://127.0.0.1:{s.getsockname()[1]}"
+    started = time.monotonic()
+    result = _run(
+        tmp_path,
+        f"{dead}/digits/train",
+        f"{dead}/digits/validation",
+        str(tmp_path / "m"),
+        runPolicy={"restartPolicy": "ExitCode"},  # exit 2 (bad data) is final: one attempt
+    )
+    elapsed = time.monotonic() - started
+
+    assert result.returncode == 2, result.stdout[-4000:]
+    assert f"{dead}/digits/train: cannot reach the HDFS NameNode of {dead}" in result.stdout
+    assert elapsed < 30, f"took {elapsed:.0f}s"
+    assert not (tmp_path / "m").exists()
