@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from kubetrain_operator import api, kube, metrics, plan
+from kubetrain_operator import api, kube, plan
 from kubetrain_operator.reconciler import Operator
 from kubetrain_operator.settings import OperatorSettings
 
@@ -32,7 +32,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     kube.load_config()
     operator = Operator(OperatorSettings.from_env(), kube.Kube())
     memo.operator = operator
-    metrics.serve(operator.settings.metrics_port)
     threading.Thread(target=operator.resync_forever, name="resync", daemon=True).start()
 
 

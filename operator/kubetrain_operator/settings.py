@@ -31,6 +31,8 @@ class OperatorSettings:
     resync_seconds: int = 5
     progress_timeout_seconds: int = 2
     metrics_port: int = 8082
+    leader_election_namespace: str | None = None
+    leader_election_lease: str = "kubetrain-operator"
 
     @property
     def clusterwide(self) -> bool:
@@ -52,4 +54,7 @@ class OperatorSettings:
             max_concurrent_creates=_int(env, "KUBETRAIN_MAX_CONCURRENT_CREATES", 16),
             resync_seconds=_int(env, "KUBETRAIN_RESYNC_SECONDS", 5),
             metrics_port=_int(env, "KUBETRAIN_METRICS_PORT", 8082),
+            leader_election_namespace=env.get("KUBETRAIN_LEADER_ELECTION_NAMESPACE") or None,
+            leader_election_lease=env.get("KUBETRAIN_LEADER_ELECTION_LEASE")
+            or "kubetrain-operator",
         )

@@ -118,9 +118,34 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
     return dict(containers[0])
 
 
+#: The pod name `env` gives fieldRef metadata.name (the ReplicaSet adds a suffix).
+POD_NAME = "operator-pod"
+
+
+def field_refs(deployment: dict[str, Any]) -> dict[str, str]:
+    """The operator container's variables set from the downward API: name -> fieldPath."""
+    return {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for e in container(deployment).get("env", [])
+        if "fieldRef" in e.get("valueFrom", {})
+    }
+
+
 def env(deployment: dict[str, Any]) -> dict[str, str]:
-    """The operator container's environment as a dict (literal values only)."""
-    return {e["name"]: e["value"] for e in container(deployment).get("env", [])}
+    """The operator container's environment as the process sees it.
+
+    Downward-API variables resolve as the kubelet would: metadata.namespace to
+    the Deployment's namespace, metadata.name to POD_NAME. Any other valueFrom
+    fails: the operator's configuration is literal values and these two.
+    """
+    pod = {"metadata.namespace": deployment["metadata"].get("namespace"), "metadata.name": POD_NAME}
+    out = {}
+    for e in container(deployment).get("env", []):
+        if "valueFrom" in e:
+            out[e["name"]] = pod[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        else:
+            out[e["name"]] = e.get("value", "")
+    return out
 
 
 def effective_security(deployment: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from tests.install.chartlib import (
     assert_secure,
     container,
     env,
+    field_refs,
     helm,
     load_manifest,
     objects,
@@ -39,7 +40,13 @@ from tests.install.chartlib import (
 
 DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 RBAC_RULES = one(load_manifest("rbac.yaml"), "ClusterRole")["rules"]
+#: The leader-election Role and RoleBinding of manifests/rbac.yaml.
+LEADER_ROLE = one(load_manifest("rbac.yaml"), "Role")
+LEADER_BINDING = one(load_manifest("rbac.yaml"), "RoleBinding")
 BASE_KINDS = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"]
+#: What leaderElection.enabled (the default) adds.
+BASE_KINDS += ["Role", "RoleBinding"]
+ROLLING_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 #: The default values and each values file of tests/install.
 RENDERS = [(), *((v,) for v in VALUES_FILES)]
 
@@ -202,6 +209,8 @@ def test_default_names_are_those_of_the_manifests() -> None:
         ("ServiceAccount", "serviceaccount.yaml"),
         ("ClusterRole", "rbac.yaml"),
         ("ClusterRoleBinding", "rbac.yaml"),
+        ("Role", "rbac.yaml"),
+        ("RoleBinding", "rbac.yaml"),
     ]:
         chart_obj, plain = one(rendered, kind), one(load_manifest(manifest), kind)
         assert chart_obj["metadata"]["name"] == plain["metadata"]["name"], kind
@@ -212,6 +221,7 @@ def test_default_deployment_matches_the_manifest() -> None:
     chart_dep = one(render(), "Deployment")
     plain = one(load_manifest("deployment.yaml"), "Deployment")
     assert env(chart_dep) == env(plain)
+    assert field_refs(chart_dep) == field_refs(plain)
     assert chart_dep["spec"]["replicas"] == plain["spec"]["replicas"]
     assert chart_dep["spec"]["strategy"] == plain["spec"]["strategy"]
     chart_pod, plain_pod = chart_dep["spec"]["template"]["spec"], plain["spec"]["template"]["spec"]
@@ -231,6 +241,10 @@ def test_default_rbac_equals_manifests_rbac() -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "kubetrain-operator", "namespace": "kubetrain-system"}
     ]
+    role, role_binding = one(rendered, "Role"), one(rendered, "RoleBinding")
+    assert role["rules"] == LEADER_ROLE["rules"]
+    for field in ("roleRef", "subjects"):
+        assert role_binding[field] == LEADER_BINDING[field], field
 
 
 def test_include_crds_renders_the_crd() -> None:
@@ -257,7 +271,7 @@ def test_every_object_has_recommended_labels(values: tuple[str, ...]) -> None:
 def test_deployment_is_secure_and_probed(values: tuple[str, ...]) -> None:
     deployment = one(render(*values), "Deployment")
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["strategy"] == ROLLING_UPDATE
     assert_secure(deployment)
     assert_probes(deployment)
 
@@ -274,6 +288,7 @@ def test_env_is_read_by_the_operator(values: tuple[str, ...]) -> None:
     assert settings.max_concurrent_creates == chart_values["maxConcurrentCreates"]
     assert settings.resync_seconds == chart_values["resyncSeconds"]
     assert settings.plan.port == chart_values["tfPort"]
+    assert settings.leader_election_namespace == "kubetrain-system"
 
 
 @pytest.mark.parametrize("values", RENDERS, ids=str)
@@ -290,6 +305,8 @@ def test_selectors_match_the_pod(values: tuple[str, ...]) -> None:
     assert target in {p["name"] for p in container(deployment)["ports"]}
     account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
     assert one(rendered, "ClusterRoleBinding")["subjects"][0]["name"] == account
+    for binding in objects(rendered, "RoleBinding"):
+        assert binding["subjects"][0]["name"] == account
 
 
 def test_long_release_names_stay_dns_labels() -> None:
@@ -314,7 +331,7 @@ def test_namespaced_watch_uses_roles() -> None:
     assert sorted(r.kind for r in rendered) == sorted(
         [*BASE_KINDS, "Role", "Role", "RoleBinding", "RoleBinding"]
     )
-    roles = objects(rendered, "Role")
+    roles = [r for r in objects(rendered, "Role") if r["metadata"]["name"] == "kubetrain-operator"]
     assert [r["metadata"]["namespace"] for r in roles] == ["team-a", "team-b"]
     cluster_role = one(rendered, "ClusterRole")
     # Only what a Role cannot grant stays cluster-wide ...
@@ -324,6 +341,9 @@ def test_namespaced_watch_uses_roles() -> None:
         # ... and together they are exactly manifests/rbac.yaml.
         assert role["rules"] + cluster_role["rules"] == RBAC_RULES
     for binding in objects(rendered, "RoleBinding"):
+        if binding["metadata"]["name"] == "kubetrain-operator-leader":
+            assert binding["metadata"]["namespace"] == "kubetrain-system"
+            continue
         assert binding["roleRef"] == {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "Role",
@@ -385,6 +405,71 @@ def test_existing_service_account() -> None:
     assert not objects(rendered, "ServiceAccount")
     assert one(rendered, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops-sa"
     assert one(rendered, "ClusterRoleBinding")["subjects"][0]["name"] == "ops-sa"
+    assert one(rendered, "RoleBinding")["subjects"][0]["name"] == "ops-sa"
+
+
+# --- leader election and replicas ---------------------------------------------------
+
+
+def test_leader_election_is_in_the_release_namespace() -> None:
+    """The Role, its binding and the Lease all live where the operator runs."""
+    rendered = render(release="ops", namespace="platform")
+    role, binding = one(rendered, "Role"), one(rendered, "RoleBinding")
+    assert role["metadata"]["name"] == "ops-kubetrain-operator-leader"
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "platform"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "ops-kubetrain-operator", "namespace": "platform"}
+    ]
+    deployment = one(rendered, "Deployment")
+    assert field_refs(deployment) == {
+        "KUBETRAIN_LEADER_ELECTION_NAMESPACE": "metadata.namespace",
+        "POD_NAME": "metadata.name",
+    }
+    assert OperatorSettings.from_env(env(deployment)).leader_election_namespace == "platform"
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_replicas_with_leader_election(replicas: int) -> None:
+    rendered = render(sets=(f"replicaCount={replicas}",))
+    deployment = one(rendered, "Deployment")
+    assert deployment["spec"]["replicas"] == replicas
+    assert deployment["spec"]["strategy"] == ROLLING_UPDATE
+    assert one(rendered, "Role")["rules"] == LEADER_ROLE["rules"]
+
+
+def test_replicas_from_a_values_file(tmp_path: Path) -> None:
+    """A YAML number (a float to helm) renders as an integer and passes the check."""
+    two = tmp_path / "two.yaml"
+    two.write_text("replicaCount: 2\n")
+    assert one(render(extra=("--values", str(two))), "Deployment")["spec"]["replicas"] == 2
+    unelected = tmp_path / "unelected.yaml"
+    unelected.write_text("replicaCount: 2\nleaderElection:\n  enabled: false\n")
+    with pytest.raises(RenderError) as err:
+        render(extra=("--values", str(unelected)))
+    assert "replicaCount: 2 needs leaderElection.enabled=true" in str(err.value)
+
+
+def test_without_leader_election_one_replica_recreated() -> None:
+    rendered = render(sets=("leaderElection.enabled=false",))
+    assert sorted(r.kind for r in rendered) == sorted(
+        k for k in BASE_KINDS if k not in ("Role", "RoleBinding")
+    )
+    deployment = one(rendered, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert field_refs(deployment) == {}
+    assert OperatorSettings.from_env(env(deployment)).leader_election_namespace is None
+    assert_secure(deployment)
+    assert_probes(deployment)
+
+
+def test_several_replicas_need_leader_election() -> None:
+    with pytest.raises(RenderError) as err:
+        render(sets=("leaderElection.enabled=false", "replicaCount=2"))
+    message = str(err.value)
+    assert "replicaCount: 2 needs leaderElection.enabled=true" in message
+    assert "every replica would act on every TrainingJob" in message
 
 
 # --- bad values fail, naming the key ------------------------------------------------
@@ -410,7 +495,8 @@ def test_invalid_values_file_names_each_key() -> None:
         ("resyncSeconds=0", "/resyncSeconds"),
         ("metrics.port=70000", "/metrics/port"),
         ("metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"),
-        ("leaderElection.enabled=true", "leaderElection.enabled: not supported yet"),
+        ("replicaCount=0", "/replicaCount"),
+        ("leaderElection.enable=true", "'enable' not allowed"),
         ("serviceAccount.create=false", "serviceAccount.name: required"),
     ],
 )

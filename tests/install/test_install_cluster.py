@@ -83,6 +83,11 @@ def test_kubectl_install_as_documented(cluster: Cluster) -> None:
     assert _can(cluster, account, "patch", "trainingjobs.kubetrain.io/status", "any-namespace")
     assert not _can(cluster, account, "get", "secrets", "any-namespace")
     assert not _can(cluster, account, "update", "trainingjobs.kubetrain.io", "any-namespace")
+    # Leader election: the Lease in the operator's own namespace, nowhere else.
+    for verb in ("get", "create", "update"):
+        assert _can(cluster, account, verb, "leases.coordination.k8s.io", "kubetrain-system")
+        assert not _can(cluster, account, verb, "leases.coordination.k8s.io", "any-namespace")
+    assert not _can(cluster, account, "delete", "leases.coordination.k8s.io", "kubetrain-system")
 
 
 @pytest.mark.timeout(300)
@@ -119,13 +124,22 @@ def test_helm_install_upgrade_uninstall(cluster: Cluster, tmp_path: Path) -> Non
         assert _can(cluster, account, "create", "pods", namespace)
     assert not _can(cluster, account, "create", "pods", "default")
     assert _can(cluster, account, "watch", "namespaces", "default")
+    assert _can(cluster, account, "update", "leases.coordination.k8s.io", "kt-system")
+    assert not _can(cluster, account, "update", "leases.coordination.k8s.io", "team-a")
 
-    _helm(cluster, tmp_path, "upgrade", *release, "--values", str(HERE / "values-resources.yaml"))
-    jsonpath = "jsonpath={.spec.template.spec.containers[0].image}"
+    upgrade = ["upgrade", *release, "--values", str(HERE / "values-resources.yaml")]
+    _helm(cluster, tmp_path, *upgrade, "--set", "replicaCount=2")
+    jsonpath = "jsonpath={.spec.template.spec.containers[0].image} {.spec.replicas}"
     deployment = ["deployment", "kt-kubetrain-operator", "-n", "kt-system"]
     image = cluster.kubectl("get", *deployment, "-o", jsonpath).stdout
-    assert image == "registry.example.com/kubetrain/operator:0.1.0-rc1"
+    assert image == "registry.example.com/kubetrain/operator:0.1.0-rc1 2"
     assert _can(cluster, account, "create", "pods", "default"), "back to cluster-wide"
+    assert _can(cluster, account, "update", "leases.coordination.k8s.io", "kt-system")
+
+    # Without leader election: one replica, and the Lease Role goes.
+    _helm(cluster, tmp_path, *upgrade, "--set", "leaderElection.enabled=false")
+    assert cluster.kubectl("get", *deployment, "-o", "jsonpath={.spec.replicas}").stdout == "1"
+    assert not _can(cluster, account, "update", "leases.coordination.k8s.io", "kt-system")
 
     # The README's CRD upgrade step: take over the fields Helm created.
     cluster.kubectl(

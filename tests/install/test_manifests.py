@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetrain_operator import plan
+from kubetrain_operator import leader, plan
 from kubetrain_operator.api import TrainingJob
 from kubetrain_operator.settings import OperatorSettings
 from tests.install.chartlib import (
@@ -22,6 +22,7 @@ from tests.install.chartlib import (
     assert_secure,
     container,
     env,
+    field_refs,
     load_manifest,
     one,
     port_number,
@@ -32,6 +33,18 @@ EXAMPLES = sorted((MANIFESTS / "examples").glob("*.yaml"))
 NAMESPACE = one(load_manifest("00-namespace.yaml"), "Namespace")["metadata"]["name"]
 DEPLOYMENT = one(load_manifest("deployment.yaml"), "Deployment")
 POD_LABELS = DEPLOYMENT["spec"]["template"]["metadata"]["labels"]
+ACCOUNT = one(load_manifest("serviceaccount.yaml"), "ServiceAccount")["metadata"]
+#: The Role and RoleBinding of rbac.yaml that allow leader election.
+LEADER_ROLE = "kubetrain-operator-leader"
+#: RBAC verb of each kubernetes client method prefix.
+API_VERBS = {
+    "read": "get",
+    "list": "list",
+    "create": "create",
+    "replace": "update",
+    "patch": "patch",
+    "delete": "delete",
+}
 
 
 def test_every_manifest_parses_and_is_labelled() -> None:
@@ -63,6 +76,8 @@ def test_namespaced_objects_live_in_the_operator_namespace() -> None:
     for name in ("serviceaccount.yaml", "deployment.yaml", "service.yaml"):
         for obj in load_manifest(name):
             assert obj["metadata"]["namespace"] == NAMESPACE, name
+    for kind in ("Role", "RoleBinding"):
+        assert one(load_manifest("rbac.yaml"), kind)["metadata"]["namespace"] == NAMESPACE, kind
 
 
 # --- deployment -----------------------------------------------------------------
@@ -71,7 +86,12 @@ def test_namespaced_objects_live_in_the_operator_namespace() -> None:
 def test_deployment_shape() -> None:
     spec = DEPLOYMENT["spec"]
     assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}, "never two operators, not even in a rollout"
+    # Safe with leader election: the new pod waits as a follower until the old
+    # one stops, and a follower answers /healthz, so the rollout goes on.
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     assert spec["selector"]["matchLabels"].items() <= POD_LABELS.items()
     account = one(load_manifest("serviceaccount.yaml"), "ServiceAccount")["metadata"]["name"]
     assert spec["template"]["spec"]["serviceAccountName"] == account == "kubetrain-operator"
@@ -87,10 +107,10 @@ def test_deployment_is_secure_and_probed() -> None:
 
 
 def _env_names_read_by_the_operator() -> set[str]:
-    """KUBETRAIN_* names the operator process reads: settings.py and __main__.py."""
+    """Names the operator process reads: settings.py, __main__.py and leader.py."""
     source = REPO / "operator" / "kubetrain_operator"
-    text = (source / "settings.py").read_text() + (source / "__main__.py").read_text()
-    return set(re.findall(r"\"(KUBETRAIN_[A-Z_]+)\"", text))
+    text = "".join((source / f).read_text() for f in ("settings.py", "__main__.py", "leader.py"))
+    return set(re.findall(r"\"(KUBETRAIN_[A-Z_]+|POD_NAME)\"", text))
 
 
 def test_deployment_env_is_what_the_operator_reads() -> None:
@@ -117,9 +137,54 @@ def test_metrics_service_targets_the_metrics_port() -> None:
 
 def test_cluster_role_binding_names_the_service_account() -> None:
     binding = one(load_manifest("rbac.yaml"), "ClusterRoleBinding")
-    account = one(load_manifest("serviceaccount.yaml"), "ServiceAccount")["metadata"]
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        {"kind": "ServiceAccount", "name": ACCOUNT["name"], "namespace": ACCOUNT["namespace"]}
+    ]
+
+
+# --- leader election ----------------------------------------------------------------
+
+
+def test_deployment_elects_a_leader_in_its_own_namespace() -> None:
+    """The Lease namespace and the replica's identity come from the downward API."""
+    assert field_refs(DEPLOYMENT) == {
+        "KUBETRAIN_LEADER_ELECTION_NAMESPACE": "metadata.namespace",
+        "POD_NAME": "metadata.name",
+    }
+    settings = OperatorSettings.from_env(env(DEPLOYMENT))
+    assert settings.leader_election_namespace == NAMESPACE
+
+
+def _verbs_of_the_lease_lock() -> set[str]:
+    """The verbs kubernetes' LeaseLock, which leader.py uses, sends for a Lease."""
+    from kubernetes.leaderelection.resourcelock import leaselock
+
+    calls = set(re.findall(r"\.(\w+?)_namespaced_lease\(", Path(leaselock.__file__).read_text()))
+    assert calls and calls <= API_VERBS.keys(), calls
+    return {API_VERBS[c] for c in calls}
+
+
+def test_leader_role_grants_the_lease_and_nothing_else() -> None:
+    role = one(load_manifest("rbac.yaml"), "Role")
+    assert role["metadata"]["name"] == LEADER_ROLE
+    (rule,) = role["rules"]
+    assert rule["apiGroups"] == ["coordination.k8s.io"]
+    assert rule["resources"] == ["leases"]
+    assert set(rule["verbs"]) == _verbs_of_the_lease_lock() == {"get", "create", "update"}
+    assert "resourceNames" not in rule, "create cannot be limited by name"
+    assert leader.LEASE_NAME == "kubetrain-operator"
+
+
+def test_leader_role_binding_names_the_service_account() -> None:
+    binding = one(load_manifest("rbac.yaml"), "RoleBinding")
+    assert binding["metadata"]["name"] == LEADER_ROLE
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": LEADER_ROLE,
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": ACCOUNT["name"], "namespace": ACCOUNT["namespace"]}
     ]
 
 

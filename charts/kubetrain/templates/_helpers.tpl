@@ -22,6 +22,11 @@
 {{- printf "%s-operator" (include "kubetrain.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* Name of the leader-election Role and RoleBinding: <operator name>-leader, cut at 63. */}}
+{{- define "kubetrain.operator.leaderName" -}}
+{{- printf "%s-leader" (include "kubetrain.operator.fullname" . | trunc 56 | trimSuffix "-") }}
+{{- end }}
+
 {{/* Chart name and version for the helm.sh/chart label, which allows no "+". */}}
 {{- define "kubetrain.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
@@ -82,4 +87,11 @@ helm.sh/chart: {{ include "kubetrain.chart" . }}
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [list, watch]
+{{- end }}
+
+{{/* Leader election on the operator's Lease: kept equal to manifests/rbac.yaml by tests/install. */}}
+{{- define "kubetrain.operator.leaderRules" -}}
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update]
 {{- end }}

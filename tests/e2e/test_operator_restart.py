@@ -1,0 +1,103 @@
+"""The operator killed (SIGKILL) in the middle of creating a job's pods.
+
+Names are deterministic and a 409 means done, so the restarted operator
+creates exactly what is missing: no duplicates, no orphans.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e import test_operator as base
+from tests.e2e.operator_fixture import RunningOperator, install_rbac, start_operator
+from tests.harness.cluster import Cluster
+
+pytestmark = pytest.mark.e2e
+host_dir = base.host_dir
+digits_host_dir = base.digits_host_dir
+out_dir = base.out_dir
+
+
+@pytest.fixture
+def second_operator(cluster: Cluster, tmp_path: Path) -> Iterator[Any]:
+    """A factory for operators this test may kill; all are stopped at the end."""
+    kubeconfig = install_rbac(cluster)
+    started: list[RunningOperator] = []
+
+    def start(**env: str) -> RunningOperator:
+        running = start_operator(kubeconfig, tmp_path / f"operator-{len(started)}.log", **env)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.mark.timeout(240)
+def test_operator_killed_mid_creation_creates_no_duplicates(
+    cluster: Cluster,
+    second_operator: Any,
+    digits_host_dir: Path,
+    out_dir: Path,
+) -> None:
+    ns = base._namespace(cluster, "e2e-killed")
+    doc = base._job("many", ns, digits_host_dir, out_dir)
+    doc["spec"]["replicas"]["worker"]["replicas"] = 24
+    doc["spec"]["replicas"]["worker"]["nodeSelector"] = {"kubetrain.io/no-such-node": "x"}
+    first = second_operator()
+    base._apply(cluster, doc)
+
+    def count(kind: str) -> int:
+        return len(cluster.kubectl("get", kind, "-n", ns, "-o", "name").stdout.split())
+
+    base._wait("creation under way", lambda: count("pods") + count("svc") > 0, 60, first.log)
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait()
+    second = second_operator()
+    base._wait("24 pods", lambda: count("pods") == 24, 120, second.log)
+    assert count("svc") == 24
+    pods = json.loads(cluster.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"]
+    names = sorted(p["metadata"]["name"] for p in pods)
+    assert names == sorted(f"many-worker-{i}" for i in range(24))
+    assert all(len(p["metadata"]["ownerReferences"]) == 1 for p in pods)
+
+
+def _leader_env() -> dict[str, str]:
+    return {"KUBETRAIN_LEADER_ELECTION_NAMESPACE": "kubetrain-system"}
+
+
+@pytest.mark.timeout(300)
+def test_two_operators_one_leader_and_failover(
+    cluster: Cluster, second_operator: Any, digits_host_dir: Path, out_dir: Path
+) -> None:
+    ns = base._namespace(cluster, "e2e-leader")
+    first = second_operator(**_leader_env())
+    base._wait("first leads", lambda: "leading as" in first.log(), 60, first.log)
+    second = second_operator(**_leader_env())
+    base._wait(
+        "second waits", lambda: "waiting for the leader lease" in second.log(), 60, second.log
+    )
+
+    doc = base._job("led", ns, digits_host_dir, out_dir)
+    doc["spec"]["replicas"]["worker"]["nodeSelector"] = {"kubetrain.io/no-such-node": "x"}
+    base._apply(cluster, doc)
+
+    def pods() -> int:
+        return len(cluster.kubectl("get", "pods", "-n", ns, "-o", "name").stdout.split())
+
+    base._wait("pods of the first job", lambda: pods() == 2, 60, first.log)
+    assert "leading as" not in second.log() and "created" not in second.log()
+
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait()
+    base._wait("second takes over", lambda: "leading as" in second.log(), 60, second.log)
+    doc["metadata"]["name"] = "after"
+    base._apply(cluster, doc)
+    base._wait("the new leader acts", lambda: pods() == 4, 60, second.log)
