@@ -40,6 +40,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -73,6 +74,8 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+#: The "image" every pod runs: this checkout and its virtualenv (kept visible in pods).
+IMAGE_PATHS = tuple(dict.fromkeys([str(Path(__file__).resolve().parents[2]), sys.prefix]))
 DEFAULT_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 #: What pods get as KUBERNETES_SERVICE_HOST: a name in the apiserver cert's SANs, resolved
 #: by each pod's /etc/hosts to the bridge IP, where :443 is forwarded to the apiserver.
@@ -720,7 +723,7 @@ class TestKubelet:
         pod_dir = worker.dir / "work"
         workdir = c.spec.get("workingDir") or str(pod_dir)
         hostname = None if worker.pod["spec"].get("hostNetwork") else env["HOSTNAME"][:63]
-        script = launch_script(binds, hostname, workdir, self._tools)
+        script = launch_script(binds, hostname, workdir, self._tools, IMAGE_PATHS)
         ns_flags = ["--mount", "--propagation", "private"] + (["--uts"] if hostname else [])
         cmd = [
             *worker.net.enter_prefix(),

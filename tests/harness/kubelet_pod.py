@@ -372,24 +372,64 @@ def container_mounts(container: Obj, volumes: dict[str, Path]) -> list[Mount]:
     return mounts
 
 
+#: Directories that may hold the staging tmpfs; the first one no mount touches wins.
+STAGING_CANDIDATES = ("/mnt", "/media", "/srv", "/opt")
+
+
+def _overlaps(a: str, b: str) -> bool:
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+def _staging_dir(targets: list[str]) -> str:
+    for candidate in STAGING_CANDIDATES:
+        if Path(candidate).is_dir() and not any(_overlaps(candidate, t) for t in targets):
+            return candidate
+    raise PodSpecError(f"no staging directory free of the pod's mounts among {STAGING_CANDIDATES}")
+
+
 def launch_script(
-    mounts: list[Mount], hostname: str | None, workdir: str, tools: dict[str, str]
+    mounts: list[Mount],
+    hostname: str | None,
+    workdir: str,
+    tools: dict[str, str],
+    image_paths: tuple[str, ...] = (),
 ) -> str:
-    """sh script run in the new mount/UTS namespace: mounts, hostname, cd, exec "$@"."""
+    """sh script run in the new mount/UTS namespace: mounts, hostname, cd, exec "$@".
+
+    Every source is first bound into a private tmpfs, then mounted onto its
+    target: a volume mounted at /tmp would otherwise hide the sources (and
+    the "image", i.e. this machine's virtualenv and checkout) that live
+    under /tmp. Image paths that a volume shadows are bound back on top.
+    """
     q = shlex.quote
-    lines = ["set -e"]
+    mount, mkdir = q(tools["mount"]), q(tools["mkdir"])
+    targets = [m.target for m in mounts]
+    stage = _staging_dir(targets)
+    lines = ["set -e", f"{mount} -t tmpfs kt-stage {q(stage)}"]
     if hostname:
         lines.append(f"{q(tools['hostname'])} {q(hostname)}")
-    for m in mounts:
+    for i, m in enumerate(mounts):
+        staged = q(f"{stage}/v{i}")
+        lines.append(f"{mkdir} {staged}" if m.source.is_dir() else f": > {staged}")
+        lines.append(f"{mount} --bind {q(str(m.source))} {staged}")
+    shadowed = [p for p in image_paths if any(_overlaps(p, t) for t in targets)]
+    for i, path in enumerate(shadowed):
+        lines.append(f"{mkdir} {q(f'{stage}/i{i}')}")
+        lines.append(f"{mount} --bind {q(path)} {q(f'{stage}/i{i}')}")
+    for i, m in enumerate(mounts):
         target = q(m.target)
         if m.source.is_dir():
-            lines.append(f"{q(tools['mkdir'])} -p {target}")
+            lines.append(f"{mkdir} -p {target}")
         else:  # a file target may sit inside an earlier mount: create it there too
             lines.append(f"[ -e {target} ] || : > {target}")
-        lines.append(f"{q(tools['mount'])} --bind {q(str(m.source))} {q(m.target)}")
+        lines.append(f"{mount} --bind {q(f'{stage}/v{i}')} {target}")
         if m.read_only:
-            lines.append(f"{q(tools['mount'])} -o remount,bind,ro {q(m.target)}")
-    lines.append(f"{q(tools['mkdir'])} -p {q(workdir)}")
+            lines.append(f"{mount} -o remount,bind,ro {target}")
+    for i, path in enumerate(shadowed):
+        lines.append(f"{mkdir} -p {q(path)}")
+        lines.append(f"{mount} --bind {q(f'{stage}/i{i}')} {q(path)}")
+    lines.append(f"{mkdir} -p {q(workdir)}")
     lines.append(f"cd {q(workdir)}")
     lines.append('exec "$@"')
     return "\n".join(lines)
