@@ -281,7 +281,9 @@ class OutputSpec(Model):
         default=None, description="Final model (written atomically by the chief)."
     )
     checkpoint_dir: str | None = Field(
-        default=None, description="BackupAndRestore state; default <modelDir>/../<name>-backup."
+        default=None,
+        description="Per-worker epoch checkpoints (resume, evaluator). Default: pod scratch, "
+        "lost when a pod is replaced; use a volume or hdfs:// to resume across restarts.",
     )
     tensorboard: bool = Field(default=False, description="Write TensorBoard logs.")
     export_format: Literal["keras", "savedmodel"] = Field(
@@ -400,6 +402,15 @@ SPEC_RULES = [
         ),
     ),
     Rule(
+        cel="!has(self.replicas.ps) || self.replicas.ps.replicas == 0"
+        " || (has(self.replicas.chief) && self.replicas.chief.replicas == 1)",
+        message="replicas.ps needs a chief: it coordinates parameter-server training",
+        field_path=".replicas.chief",
+        check=lambda s: (
+            s.replicas.count(ReplicaType.PS) == 0 or s.replicas.count(ReplicaType.CHIEF) == 1
+        ),
+    ),
+    Rule(
         cel="self.task != 'train' || has(self.data)",
         message="task train needs data",
         field_path=".data",
@@ -484,32 +495,40 @@ class ObjectMeta(Model):
 class Condition(Model):
     """A TFJob-style condition: Created, Running, Restarting, Succeeded, Failed, Suspended."""
 
-    type: Literal["Created", "Running", "Restarting", "Succeeded", "Failed", "Suspended"]
-    status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    message: str = ""
-    last_transition_time: str | None = None
+    type: Literal["Created", "Running", "Restarting", "Succeeded", "Failed", "Suspended"] = Field(
+        description="Condition type."
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="CamelCase reason, also the Event's reason.")
+    message: str = Field(default="", description="What happened, naming the pod and exit code.")
+    last_transition_time: str | None = Field(
+        default=None, description="When the status last changed."
+    )
 
 
 class ReplicaStatus(Model):
     """Pod counts of one replica type."""
 
-    active: int = 0
-    succeeded: int = 0
-    failed: int = 0
+    active: int = Field(default=0, description="Pending or running pods.")
+    succeeded: int = Field(default=0, description="Pods that exited 0.")
+    failed: int = Field(default=0, description="Pods that failed.")
 
 
 class Progress(Model):
     """Live training progress, reported by the chief and copied by the operator."""
 
-    epoch: int = 0
-    epochs: int | None = None
-    step: int = 0
-    loss: float | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)
-    examples_per_second: float | None = None
-    eta_seconds: float | None = None
-    updated_at: str | None = None
+    epoch: int = Field(default=0, description="Epochs finished.")
+    epochs: int | None = Field(default=None, description="Epochs planned.")
+    step: int = Field(default=0, description="Training steps done, across epochs.")
+    loss: float | None = Field(default=None, description="Latest training loss.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Latest metrics (accuracy, val_loss, ...)."
+    )
+    examples_per_second: float | None = Field(
+        default=None, description="Training throughput, all replicas."
+    )
+    eta_seconds: float | None = Field(default=None, description="Estimated seconds left.")
+    updated_at: str | None = Field(default=None, description="When the chief reported this.")
 
 
 class TrainingJobStatus(Model):
@@ -517,14 +536,22 @@ class TrainingJobStatus(Model):
 
     phase: Literal[
         "Pending", "Created", "Running", "Restarting", "Succeeded", "Failed", "Suspended"
-    ] = "Pending"
-    conditions: list[Condition] = Field(default_factory=list)
-    replica_statuses: dict[str, ReplicaStatus] = Field(default_factory=dict)
-    progress: Progress | None = None
-    start_time: str | None = None
-    completion_time: str | None = None
-    restart_count: int = 0
-    observed_generation: int | None = None
+    ] = Field(default="Pending", description="Where the job is in its life.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="TFJob-style conditions, one per type."
+    )
+    replica_statuses: dict[str, ReplicaStatus] = Field(
+        default_factory=dict, description="Pod counts by replica type."
+    )
+    progress: Progress | None = Field(default=None, description="Live training progress.")
+    start_time: str | None = Field(default=None, description="When the job started running.")
+    completion_time: str | None = Field(default=None, description="When it succeeded or failed.")
+    restart_count: int = Field(
+        default=0, description="Restarts of pods or of the worker group (vs backoffLimit)."
+    )
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation this status describes."
+    )
 
 
 class TrainingJob(Model):

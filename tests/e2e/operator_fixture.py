@@ -99,8 +99,16 @@ def start_operator(kubeconfig: Path, log_path: Path, **env: str) -> RunningOpera
     raise RuntimeError(f"operator not healthy within 60 s:\n{running.log()}")
 
 
+def pods_use_this_virtualenv() -> None:
+    """The pods' "image" is this virtualenv: `python` in a pod must be its interpreter."""
+    bin_dir = str(Path(sys.executable).parent)
+    if not os.environ.get("PATH", "").startswith(bin_dir):
+        os.environ["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
+
+
 def operator_session(cluster: Cluster, tmp: Path) -> Iterator[RunningOperator]:
     """Generator for a pytest fixture: one operator for the whole module or session."""
+    pods_use_this_virtualenv()
     kubeconfig = install_rbac(cluster)
     running = start_operator(kubeconfig, tmp / "operator.log")
     try:

@@ -9,9 +9,7 @@ phase, replica counts and progress.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -33,10 +31,6 @@ pytestmark = pytest.mark.e2e
 def operator(
     cluster: Cluster, kubelet: TestKubelet, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningOperator]:
-    # The pods' "image" is this virtualenv: `python` must be its interpreter.
-    bin_dir = str(Path(sys.executable).parent)
-    if not os.environ.get("PATH", "").startswith(bin_dir):
-        os.environ["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
     yield from operator_session(cluster, tmp_path_factory.mktemp("operator"))
 
 

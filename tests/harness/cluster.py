@@ -222,6 +222,7 @@ class _Process:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    args: list[str]
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -395,10 +396,23 @@ class Cluster:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def restart(self, name: str, down_seconds: float = 0.0, timeout: float = 60) -> None:
+        """Stop one component and start it again with the same flags (chaos tests).
+
+        For the apiserver, returns once /readyz answers again.
+        """
+        proc = next(p for p in self._processes if p.name == name)
+        proc.stop()
+        self._processes.remove(proc)
+        time.sleep(down_seconds)
+        self._spawn(name, proc.args, append=True)
+        if name == "kube-apiserver":
+            self.wait_for("kube-apiserver ready", lambda: self.get("/readyz")[0] == 200, timeout)
+
+    def _spawn(self, name: str, args: list[str], append: bool = False) -> None:
         log = self.workdir / "logs" / f"{name}.log"
         log.parent.mkdir(exist_ok=True)
-        with log.open("wb") as fh:
+        with log.open("ab" if append else "wb") as fh:
             popen = subprocess.Popen(
                 [str(self.bin_dir / name), *args],
                 stdin=subprocess.DEVNULL,
@@ -408,7 +422,7 @@ class Cluster:
                 start_new_session=True,  # own process group: teardown kills all of it
                 preexec_fn=_die_with_parent,
             )
-        self._processes.append(_Process(name, popen, log))
+        self._processes.append(_Process(name, popen, log, args))
 
 
 def start_cluster(

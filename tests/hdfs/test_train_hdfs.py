@@ -79,11 +79,13 @@ def test_an_unreachable_namenode_fails_the_job_fast_with_a_clear_error(tmp_path:
         f"{dead}/digits/train",
         f"{dead}/digits/validation",
         str(tmp_path / "m"),
-        runPolicy={"restartPolicy": "ExitCode"},  # exit 2 (bad data) is final: one attempt
+        # An outage is retryable (exit 138); backoffLimit 0 makes this one attempt.
+        runPolicy={"restartPolicy": "ExitCode", "backoffLimit": 0},
     )
     elapsed = time.monotonic() - started
 
-    assert result.returncode == 2, result.stdout[-4000:]
+    assert result.returncode == 138, result.stdout[-4000:]
+    assert "retryable failure" in result.stdout
     assert f"{dead}/digits/train: cannot reach the HDFS NameNode of {dead}" in result.stdout
     assert elapsed < 30, f"took {elapsed:.0f}s"
     assert not (tmp_path / "m").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from kubetrain_operator import api
@@ -43,9 +44,10 @@ def test_schema_is_structural() -> None:
         assert typed, f"{path} has no type"
 
 
-def test_every_spec_field_is_documented() -> None:
-    spec = _root()["properties"]["spec"]
-    undocumented = [p for p, n in _walk(spec) if p and "description" not in n and "type" in n]
+@pytest.mark.parametrize("part", ["spec", "status"])
+def test_every_field_is_documented(part: str) -> None:
+    schema = _root()["properties"][part]
+    undocumented = [p for p, n in _walk(schema) if p and "description" not in n and "type" in n]
     # Leaves of free-form maps and items of simple lists carry their parent's text.
     undocumented = [p for p in undocumented if not p.endswith(("{}", "[]"))]
     assert not undocumented, undocumented

@@ -17,6 +17,7 @@ from kubetrain_trainer.config import (
     EXIT_RETRYABLE,
     EXIT_USER_ERROR,
     ConfigError,
+    TrainerConfig,
     load,
 )
 
@@ -47,6 +48,39 @@ def _retryable(err: BaseException) -> bool:
     )
 
 
+def run(cfg: TrainerConfig) -> None:
+    """Do this replica's part: predict, evaluate, serve (parameter_server) or train."""
+    from kubetrain_operator.api import ReplicaType, Strategy
+    from kubetrain_trainer import strategy
+
+    if cfg.job.spec.task == "predict":
+        from kubetrain_trainer import predict
+
+        if cfg.is_reporter:
+            predict.run(cfg)
+        else:
+            log.info("task predict runs on the reporter only: %s has nothing to do", cfg.worker_id)
+        return
+    if cfg.task_type == ReplicaType.EVALUATOR:
+        from kubetrain_trainer import evaluator
+
+        evaluator.run(cfg)
+        return
+    # The GPU count only decides between mirrored and one_device: 0 is enough here.
+    chosen = strategy.choose(cfg.job.spec, cfg.cluster, gpus=0).strategy
+    if chosen == Strategy.PARAMETER_SERVER and cfg.task_type in (
+        ReplicaType.WORKER,
+        ReplicaType.PS,
+    ):
+        from kubetrain_trainer import ps
+
+        ps.serve(cfg)
+        return
+    from kubetrain_trainer import train
+
+    train.run(cfg)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -55,13 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     from kubetrain_trainer.data.files import DataError
+    from kubetrain_trainer.data.hdfs import HdfsUnavailableError
 
     try:
         cfg = load()
         log.info("job %s, replica %s", cfg.name, cfg.worker_id)
-        from kubetrain_trainer import train
-
-        train.run(cfg)
+        run(cfg)
+    except HdfsUnavailableError as err:
+        # A NameNode outage passes; a retry (after backoff) may well succeed.
+        log.error("retryable failure: %s", err)
+        return EXIT_RETRYABLE
     except (ConfigError, DataError) as err:
         log.error("%s", err)
         return EXIT_CONFIG_ERROR

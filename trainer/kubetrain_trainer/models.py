@@ -1,11 +1,15 @@
 """Keras models: built-ins and user entry points `package.module:function`.
 
 Called inside `strategy.scope()`, so variables land on the strategy's devices.
+Every builder takes the Keras module to build with: Keras 3 (`keras`) by
+default, `tf_keras` under parameter_server, whose `fit` Keras 3 lacks.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+from types import ModuleType
 from typing import Any
 
 from kubetrain_operator.api import DataSpec, ModelSpec, TrainingSpec
@@ -18,9 +22,21 @@ def _input_shape(data: DataSpec | None) -> tuple[int, ...]:
     return tuple(data.features[0].shape)
 
 
-def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: int = 128, **_: Any):
-    """A small fully connected classifier."""
+def _keras3() -> ModuleType:
     import keras
+
+    return keras
+
+
+def mlp(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    hidden: int = 128,
+    keras: ModuleType | None = None,
+    **_: Any,
+):
+    """A small fully connected classifier."""
+    keras = keras or _keras3()
 
     return keras.Sequential(
         [
@@ -34,9 +50,15 @@ def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: int = 128, **_: 
     )
 
 
-def cnn(input_shape: tuple[int, ...], num_classes: int, filters: int = 32, **_: Any):
+def cnn(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    filters: int = 32,
+    keras: ModuleType | None = None,
+    **_: Any,
+):
     """A small convnet for images like MNIST or 8x8 digits."""
-    import keras
+    keras = keras or _keras3()
 
     shape = input_shape if len(input_shape) == 3 else (*input_shape, 1)
     side = min(shape[0], shape[1])
@@ -56,9 +78,11 @@ def cnn(input_shape: tuple[int, ...], num_classes: int, filters: int = 32, **_: 
     return keras.Sequential(layers, name="cnn")
 
 
-def resnet50(input_shape: tuple[int, ...], num_classes: int, **_: Any):
+def resnet50(
+    input_shape: tuple[int, ...], num_classes: int, keras: ModuleType | None = None, **_: Any
+):
     """keras.applications ResNet50 from scratch (weights are never downloaded)."""
-    import keras
+    keras = keras or _keras3()
 
     return keras.applications.ResNet50(weights=None, input_shape=input_shape, classes=num_classes)
 
@@ -83,30 +107,46 @@ def load_entrypoint(entrypoint: str):
     return fn
 
 
-def build(model: ModelSpec, data: DataSpec | None):
+def build(model: ModelSpec, data: DataSpec | None, keras: ModuleType | None = None):
     """Build the model (uncompiled, unless the user's function compiled it).
+
+    Args:
+        model: the model spec.
+        data: the data spec (built-ins take their input shape from it).
+        keras: the Keras module to build with; Keras 3 when None. User functions
+            that take a `keras` argument are given it.
 
     Raises:
         ConfigError: the entry point is missing or returns something else.
     """
-    import keras
-
+    keras = keras or _keras3()
+    kwargs = dict(model.kwargs)
     if model.builtin is not None:
-        return BUILTINS[model.builtin](_input_shape(data), model.num_classes, **model.kwargs)
-    built = load_entrypoint(model.entrypoint or "")(**model.kwargs)
+        return BUILTINS[model.builtin](_input_shape(data), model.num_classes, keras=keras, **kwargs)
+    fn = load_entrypoint(model.entrypoint or "")
+    if "keras" in inspect.signature(fn).parameters:
+        kwargs["keras"] = keras
+    built = fn(**kwargs)
     if not isinstance(built, keras.Model):
+        expected = f"a {keras.__name__}.Model"
+        if keras.__name__ == "tf_keras":
+            expected += " (parameter_server trains with tf_keras: accept a `keras` argument)"
         raise ConfigError(
             f"spec.model.entrypoint: {model.entrypoint} returned {type(built).__name__}, "
-            "expected a keras.Model"
+            f"expected {expected}"
         )
     return built
 
 
-def compile_model(model: Any, training: TrainingSpec) -> None:
-    """Compile with the spec's optimizer, loss and metrics unless already compiled."""
-    import keras
+def compile_model(model: Any, training: TrainingSpec, keras: ModuleType | None = None) -> None:
+    """Compile with the spec's optimizer, loss and metrics unless already compiled.
 
-    if getattr(model, "optimizer", None) is not None and model.compiled:
+    `jit_compile` is always passed explicitly: Keras 3 otherwise defaults to
+    "auto" (XLA whenever the model allows it), so the spec decides, not the library.
+    """
+    keras = keras or _keras3()
+    compiled = getattr(model, "compiled", False) or getattr(model, "_is_compiled", False)
+    if getattr(model, "optimizer", None) is not None and compiled:
         return
     optimizers = {
         "adam": keras.optimizers.Adam,

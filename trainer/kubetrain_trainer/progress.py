@@ -14,9 +14,8 @@ import threading
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
 from typing import Any
-
-import keras
 
 
 class ProgressState:
@@ -67,13 +66,15 @@ def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
-class ProgressCallback(keras.callbacks.Callback):
-    """Records epoch, step, loss, metrics, examples/s and ETA after each batch."""
+class EpochProgressHooks:
+    """Records epoch, step, loss, metrics, examples/s and ETA after each epoch.
 
-    def __init__(self, state: ProgressState, every_n_batches: int = 10) -> None:
+    Plain hooks; `callback` combines them with Keras 3's or tf_keras' base class.
+    """
+
+    def __init__(self, state: ProgressState) -> None:
         super().__init__()
         self.state = state
-        self.every = max(1, every_n_batches)
         self._epoch = 0
         self._epoch_start = time.monotonic()
 
@@ -83,11 +84,6 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
         self._epoch_start = time.monotonic()
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if (batch + 1) % self.every:
-            return
-        self._record(batch + 1, logs or {})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         steps = self.state.snapshot()["stepsPerEpoch"]
@@ -115,6 +111,37 @@ class ProgressCallback(keras.callbacks.Callback):
         if metrics:
             fields["metrics"] = {**snap["metrics"], **metrics}
         self.state.update(**fields)
+
+
+class ProgressHooks(EpochProgressHooks):
+    """Also records every `every_n_batches` batches (not under parameter_server,
+    whose tf_keras `fit` refuses batch-level callbacks)."""
+
+    def __init__(self, state: ProgressState, every_n_batches: int = 10) -> None:
+        super().__init__(state)
+        self.every = max(1, every_n_batches)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if (batch + 1) % self.every:
+            return
+        self._record(batch + 1, logs or {})
+
+
+def callback(
+    state: ProgressState, keras_module: ModuleType | None = None, batches: bool = True
+) -> Any:
+    """The progress callback for `keras_module` (default: Keras 3).
+
+    Args:
+        state: what the callback fills.
+        keras_module: keras or tf_keras.
+        batches: also record within epochs.
+    """
+    from kubetrain_trainer.callbacks import with_base
+
+    if keras_module is None:
+        import keras as keras_module
+    return with_base(ProgressHooks if batches else EpochProgressHooks, keras_module)(state)
 
 
 def serve(state: ProgressState, port: int) -> ThreadingHTTPServer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from kubetrain_operator.api import Strategy, TrainingJobSpec
+from kubetrain_operator.api import Strategy, TPUSpec, TrainingJobSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +45,38 @@ def choose(spec: TrainingJobSpec, cluster: dict[str, list[str]], gpus: int) -> C
     return Choice(Strategy.ONE_DEVICE, "one worker with at most one device")
 
 
-def create(choice: Choice, gpus: int):
-    """Build the chosen strategy (it reads TF_CONFIG itself)."""
+def create(choice: Choice, gpus: int, tpu_spec: TPUSpec | None = None):
+    """Build the chosen strategy (it reads TF_CONFIG itself).
+
+    Raises:
+        ValueError: strategy tpu without a TPU spec.
+        TPUConnectError: the TPU does not answer in time.
+    """
     import tensorflow as tf
 
     log.info("strategy %s: %s", choice.strategy.value, choice.reason)
+    if choice.strategy == Strategy.TPU:
+        from kubetrain_trainer import tpu
+
+        if tpu_spec is None:
+            raise ValueError("strategy tpu needs spec.tpu")
+        return tpu.create_strategy(tpu_spec)
+    if choice.strategy == Strategy.PARAMETER_SERVER:
+        from kubetrain_trainer import ps
+
+        log.info("parameter_server trains with tf_keras: Keras 3 fit does not support it")
+        return ps.strategy()
     if choice.strategy == Strategy.MULTI_WORKER_MIRRORED:
         impl = (
             tf.distribute.experimental.CommunicationImplementation.NCCL
             if gpus
             else tf.distribute.experimental.CommunicationImplementation.RING
         )
+        log.info("collectives: %s (%s)", impl.name, "GPUs" if gpus else "CPU only")
         options = tf.distribute.experimental.CommunicationOptions(implementation=impl)
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     if choice.strategy == Strategy.MIRRORED:
         return tf.distribute.MirroredStrategy()
     if choice.strategy == Strategy.ONE_DEVICE:
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
-    raise NotImplementedError(f"strategy {choice.strategy.value} is not available yet")
+    raise ValueError(f"unknown strategy {choice.strategy.value!r}")

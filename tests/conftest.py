@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end tests against a real control plane (tests/harness/cluster.py)."""
+"""Session fixtures shared by e2e and reliability tests: one real control plane and its kubelets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 # The harness lives in tests/harness; make `tests` importable however pytest was invoked.
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
