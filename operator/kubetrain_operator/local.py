@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -42,6 +43,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def termination_log(work_dir: Path, replica_name: str) -> Path:
+    """Where a local replica leaves why it failed (a pod's /dev/termination-log)."""
+    return work_dir / f"{replica_name}.termination-log"
 
 
 @dataclass
@@ -78,7 +84,9 @@ def _start(
         env = {
             **base_env,
             **plan.trainer_env(job, replica, lambda r: f"127.0.0.1:{ports[r.name]}", progress_port),
+            "KUBETRAIN_TERMINATION_LOG": str(termination_log(work_dir, replica.name)),
         }
+        termination_log(work_dir, replica.name).unlink(missing_ok=True)
         popen = subprocess.Popen(
             [python, "-m", "kubetrain_trainer"],
             env=env,
@@ -181,6 +189,13 @@ def _wait(
         time.sleep(0.5)
 
 
+def _read_reason(work_dir: Path, replica_name: str) -> str:
+    try:
+        return escape(termination_log(work_dir, replica_name).read_text().strip())
+    except OSError:
+        return ""
+
+
 def run(
     job: TrainingJob,
     work_dir: Path,
@@ -210,8 +225,11 @@ def run(
             shutil.rmtree(work_dir / "backup", ignore_errors=True)
             console.print(f"[bold green]kubetrain[/]: {job.metadata.name} succeeded")
             return 0
+        reason = _read_reason(work_dir, outcome.replica)
         console.print(
             f"[bold red]kubetrain[/]: {outcome.replica} exited with code {outcome.exit_code}"
+            + (f": {reason}" if reason else ""),
+            highlight=False,
         )
         if not policy.should_restart(job.spec.run_policy, outcome.exit_code, restarts):
             console.print(f"[bold red]kubetrain[/]: {job.metadata.name} failed")

@@ -273,6 +273,9 @@ def pod(job: TrainingJob, replica: Replica, settings: Settings) -> dict[str, Any
         "resources": _resources(job, replica),
         "volumeMounts": mounts,
         "securityContext": SECURITY_CONTEXT,
+        # The trainer writes why it failed there; the tail of its log otherwise.
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     node_selector = dict(spec.node_selector)
     if job.spec.tpu is not None and replica.type in (ReplicaType.CHIEF, ReplicaType.WORKER):

@@ -48,6 +48,7 @@ class PodView:
     phase: str
     exit_code: int | None = None
     reason: str = ""
+    message: str = ""
     created: datetime | None = None
     scheduled: bool = False
     scheduler_message: str = ""
@@ -93,7 +94,7 @@ def pod_view(pod: dict[str, Any]) -> PodView:
     """Read a Pod (as the API returns it, camelCase) into a PodView."""
     meta, status = pod.get("metadata", {}), pod.get("status") or {}
     labels = meta.get("labels") or {}
-    exit_code, reason = None, status.get("reason") or ""
+    exit_code, reason, termination = None, status.get("reason") or "", ""
     for cs in status.get("containerStatuses") or []:
         if cs.get("name") != plan.CONTAINER:
             continue
@@ -101,6 +102,7 @@ def pod_view(pod: dict[str, Any]) -> PodView:
         if terminated:
             exit_code = terminated.get("exitCode")
             reason = terminated.get("reason") or reason
+            termination = terminated.get("message") or ""
     scheduled, message = bool(pod.get("spec", {}).get("nodeName")), ""
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled":
@@ -114,11 +116,20 @@ def pod_view(pod: dict[str, Any]) -> PodView:
         phase=status.get("phase") or "Pending",
         exit_code=exit_code,
         reason=reason,
+        message=termination,
         created=created if isinstance(created, datetime) else parse_time(created),
         scheduled=scheduled,
         scheduler_message=message,
         terminating=bool(meta.get("deletionTimestamp")),
     )
+
+
+def last_line(text: str, limit: int = 300) -> str:
+    """The last non-empty line of a termination message: the trainer's error,
+    or the last log line when the message is a log tail."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def set_condition(
@@ -305,6 +316,8 @@ def reconcile(
         detail = f"{failed.name} failed with exit code {code}" + (
             f" ({failed.reason})" if failed.reason else ""
         )
+        if failed.message:
+            detail += f": {last_line(failed.message)}"
         if policy.should_restart(run, code, status.restart_count):
             status.restart_count += 1
             status.phase = "Restarting"

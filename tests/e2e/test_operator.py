@@ -212,6 +212,8 @@ def test_permanent_failure_fails_job_and_deleting_job_removes_children(
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "PodFailed"
     assert "exit code 2" in failed["message"] and status["restartCount"] == 0
+    # The trainer's own reason reaches the condition, through the termination message.
+    assert "no input files match '/data/digits/no-such-dir'" in failed["message"], failed
     cluster.kubectl("delete", "trainingjob", "broken", "-n", ns, "--wait=true")
     _wait(
         "children garbage-collected",

@@ -74,6 +74,9 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+TERMINATION_LOG = "/dev/termination-log"
+#: A real kubelet keeps at most 4096 bytes of the message (2048 from logs).
+TERMINATION_MESSAGE_BYTES = 4096
 #: The "image" every pod runs: this checkout and its virtualenv (kept visible in pods).
 IMAGE_PATHS = tuple(dict.fromkeys([str(Path(__file__).resolve().parents[2]), sys.prefix]))
 DEFAULT_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
@@ -323,7 +326,7 @@ class PodWorker(threading.Thread):
         """Reap an exited process, or (re)start one whose time has come."""
         if c.proc is not None and (code := c.proc.poll()) is not None:
             c.proc = None
-            self._exited(c, code, "Completed" if code == 0 else "Error")
+            self._exited(c, code, "Completed" if code == 0 else "Error", self._message(c, code))
         if c.proc is None and c.restart_at is not None and time.monotonic() >= c.restart_at:
             self._start(c)
 
@@ -354,7 +357,28 @@ class PodWorker(threading.Thread):
         env = container_env(self.pod, c.spec, kl.api.source(), kl.base_env(self), kl.allocatable)
         argv = container_argv(c.spec, env, kl.image_entrypoints)
         mounts = container_mounts(c.spec, self.volumes)
+        log = self._termination_log(c)
+        log.write_bytes(b"")
+        mounts.append(Mount(log, c.spec.get("terminationMessagePath") or TERMINATION_LOG))
         return argv, env, mounts
+
+    def _termination_log(self, c: _Container) -> Path:
+        return self.dir / f"{c.name}.termination-log"
+
+    def _message(self, c: _Container, code: int) -> str:
+        """The container's termination message, as a real kubelet reports it.
+
+        The file at terminationMessagePath first; with FallbackToLogsOnError
+        and a failure, the tail of the log when the file is empty.
+        """
+        path = self._termination_log(c)
+        message = path.read_bytes()[:TERMINATION_MESSAGE_BYTES] if path.exists() else b""
+        fallback = c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        if not message.strip() and fallback and code != 0:
+            log = self.kubelet.log_path(self.pod, c.name)
+            tail = log.read_bytes()[-TERMINATION_MESSAGE_BYTES:] if log.exists() else b""
+            message = b"\n".join(tail.splitlines()[-80:])
+        return message.decode(errors="replace").strip()
 
     def _exited(self, c: _Container, code: int, reason: str, message: str = "") -> None:
         """Record an exit (signal -> 128+n, as runtimes report it) and plan any restart."""

@@ -63,5 +63,6 @@ def test_a_failing_replica_stops_the_group(digits_dir: Path, tmp_path: Path) -> 
     result = _run(job, tmp_path)
     assert result.returncode == 2, result.stdout[-4000:]
     assert "no input files match" in result.stdout
+    assert "exited with code 2: " in result.stdout, "the reason is printed with the exit"
     assert "failed" in result.stdout
     assert not (tmp_path / "model").exists(), "a failed job must not leave a model"

@@ -256,3 +256,14 @@ def test_pod_view_reads_exit_code_and_scheduler_message() -> None:
         "Error",
     )
     assert view.scheduled and view.created == NOW
+
+
+def test_termination_message_reaches_the_condition() -> None:
+    job = make_job(runPolicy={"restartPolicy": "ExitCode"})
+    message = "Traceback ...\nspec.data.train: no input files match '/data/x'\n"
+    actions = step(
+        job, [pod("mnist-worker-0"), pod("mnist-worker-1", "Failed", 2, message=message)]
+    )
+    assert "exit code 2: spec.data.train: no input files match '/data/x'" in (
+        actions.events[-1].message
+    )

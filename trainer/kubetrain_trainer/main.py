@@ -8,7 +8,9 @@ user code (permanent); 138 a retryable runtime failure such as a lost peer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 
 from kubetrain_trainer.config import (
@@ -22,6 +24,8 @@ from kubetrain_trainer.config import (
 )
 
 log = logging.getLogger("kubetrain_trainer")
+# Kubernetes keeps at most 4096 bytes of a termination message.
+TERMINATION_MESSAGE_CHARS = 1024
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,14 +102,26 @@ def main(argv: list[str] | None = None) -> int:
     except HdfsUnavailableError as err:
         # A NameNode outage passes; a retry (after backoff) may well succeed.
         log.error("retryable failure: %s", err)
-        return EXIT_RETRYABLE
+        return _fail(EXIT_RETRYABLE, str(err))
     except (ConfigError, DataError) as err:
         log.error("%s", err)
-        return EXIT_CONFIG_ERROR
+        return _fail(EXIT_CONFIG_ERROR, str(err))
     except Exception as err:
         if _retryable(err):
             log.error("retryable failure: %s: %s", type(err).__name__, err)
-            return EXIT_RETRYABLE
+            return _fail(EXIT_RETRYABLE, f"{type(err).__name__}: {err}")
         log.exception("training failed")
-        return EXIT_USER_ERROR
+        return _fail(EXIT_USER_ERROR, f"{type(err).__name__}: {err}")
     return EXIT_OK
+
+
+def _fail(code: int, message: str) -> int:
+    """Leave the reason where Kubernetes reads it (the pod's termination message).
+
+    The operator copies it into the job's Failed/Restarting condition, so a
+    user sees "no input files match '/data/x'" instead of only an exit code.
+    """
+    path = os.environ.get("KUBETRAIN_TERMINATION_LOG", "/dev/termination-log")
+    with contextlib.suppress(OSError), open(path, "w") as f:
+        f.write(message.strip()[:TERMINATION_MESSAGE_CHARS])
+    return code
