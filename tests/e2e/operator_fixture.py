@@ -16,6 +16,9 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from tests.harness.cluster import Cluster
 
@@ -97,6 +100,25 @@ def start_operator(kubeconfig: Path, log_path: Path, **env: str) -> RunningOpera
             time.sleep(0.5)
     running.stop()
     raise RuntimeError(f"operator not healthy within 60 s:\n{running.log()}")
+
+
+#: A nodeSelector no node matches: pods are created but never run.
+NOWHERE = {"kubetrain.io/no-such-node": "x"}
+
+
+def parked_job(name: str, namespace: str, workers: int = 2) -> dict[str, Any]:
+    """The digits example whose pods stay Pending: the operator's bookkeeping
+    is tested without TensorFlow processes."""
+    doc = yaml.safe_load((ROOT / "examples" / "digits-local.yaml").read_text())
+    doc["metadata"] = {"name": name, "namespace": namespace}
+    doc["spec"]["replicas"]["worker"].update(replicas=workers, nodeSelector=NOWHERE)
+    return doc
+
+
+def park(doc: dict[str, Any]) -> dict[str, Any]:
+    """Make a job's workers unschedulable (in place); return it."""
+    doc["spec"]["replicas"]["worker"]["nodeSelector"] = NOWHERE
+    return doc
 
 
 def pods_use_this_virtualenv() -> None:

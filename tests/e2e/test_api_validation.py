@@ -8,7 +8,6 @@ operator that the models would not accept.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,7 @@ from pydantic import ValidationError
 
 from kubetrain_operator.api import GROUP, PLURAL, VERSION, TrainingJob
 from tests.harness.cluster import Cluster
-from tests.unit.specs import jobs
+from tests.unit.specs import jobs, with_value
 
 pytestmark = pytest.mark.e2e
 NAMESPACE = "e2e-validation"
@@ -60,12 +59,7 @@ BREAKAGES = [
 
 
 def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    out = copy.deepcopy(doc)
-    *parents, last = path.split(".")
-    node = out
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
+    out = with_value(doc, path, value)
     if value == "parameter_server":
         out["spec"]["replicas"].pop("ps", None)
     return out

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import test_operator as base
-from tests.e2e.operator_fixture import RunningOperator
+from tests.e2e.operator_fixture import RunningOperator, park
 from tests.harness.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -99,7 +99,7 @@ def test_active_deadline_ends_a_job_that_would_wait_forever(
 ) -> None:
     ns = base._namespace(cluster, "e2e-deadline")
     doc = base._job("stuck", ns, digits_host_dir, out_dir, runPolicy={"activeDeadlineSeconds": 8})
-    doc["spec"]["replicas"]["worker"]["nodeSelector"] = {"kubetrain.io/no-such-node": "x"}
+    park(doc)
     base._apply(cluster, doc)
     status = _wait_phase(cluster, ns, "stuck", ("Failed",), 120, operator.log)
     assert _condition(status, "Failed")["reason"] == "DeadlineExceeded"
@@ -117,7 +117,7 @@ def test_suspend_deletes_pods_and_resume_recreates_them(
 ) -> None:
     ns = base._namespace(cluster, "e2e-suspend")
     doc = base._job("held", ns, digits_host_dir, out_dir)
-    doc["spec"]["replicas"]["worker"]["nodeSelector"] = {"kubetrain.io/no-such-node": "x"}
+    park(doc)
     base._apply(cluster, doc)
 
     def pods() -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import test_operator as base
-from tests.e2e.operator_fixture import RunningOperator, install_rbac, start_operator
+from tests.e2e.operator_fixture import RunningOperator, install_rbac, park, start_operator
 from tests.harness.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +50,7 @@ def test_operator_killed_mid_creation_creates_no_duplicates(
     ns = base._namespace(cluster, "e2e-killed")
     doc = base._job("many", ns, digits_host_dir, out_dir)
     doc["spec"]["replicas"]["worker"]["replicas"] = 24
-    doc["spec"]["replicas"]["worker"]["nodeSelector"] = {"kubetrain.io/no-such-node": "x"}
+    park(doc)
     first = second_operator()
     base._apply(cluster, doc)
 
@@ -86,7 +86,7 @@ def test_two_operators_one_leader_and_failover(
     )
 
     doc = base._job("led", ns, digits_host_dir, out_dir)
-    doc["spec"]["replicas"]["worker"]["nodeSelector"] = {"kubetrain.io/no-such-node": "x"}
+    park(doc)
     base._apply(cluster, doc)
 
     def pods() -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.operator_fixture import install_rbac, start_operator
+from tests.e2e.operator_fixture import install_rbac, parked_job, start_operator
 from tests.harness.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -23,13 +23,6 @@ NAMESPACE = "churn"
 TOTAL = 200
 LIVE = 40  # jobs alive at once; older ones are deleted as new ones arrive
 BATCH = 10
-
-
-def _job(name: str) -> dict[str, Any]:
-    doc = yaml.safe_load((ROOT / "examples" / "digits-local.yaml").read_text())
-    doc["metadata"] = {"name": name, "namespace": NAMESPACE}
-    doc["spec"]["replicas"]["worker"]["nodeSelector"] = {"kubetrain.io/no-such-node": "x"}
-    return doc
 
 
 def _rss_mib(pid: int) -> float:
@@ -55,7 +48,7 @@ def test_churn_of_200_jobs_keeps_memory_flat_and_watches_alive(
         rss = []
         for start in range(0, TOTAL, BATCH):
             batch = names[start : start + BATCH]
-            manifest = "---\n".join(yaml.safe_dump(_job(n)) for n in batch)
+            manifest = "---\n".join(yaml.safe_dump(parked_job(n, NAMESPACE)) for n in batch)
             cluster.kubectl("apply", "-f", "-", input=manifest)
             old = names[max(0, start - LIVE) : max(0, start + BATCH - LIVE)]
             if old:
@@ -81,7 +74,9 @@ def test_churn_of_200_jobs_keeps_memory_flat_and_watches_alive(
         assert len(pods) == 2 * LIVE
 
         # The watches survived the churn: a new job is acted on at once.
-        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(_job("after-churn")))
+        cluster.kubectl(
+            "apply", "-f", "-", input=yaml.safe_dump(parked_job("after-churn", NAMESPACE))
+        )
         started = time.monotonic()
         while not _pods(cluster, "kubetrain.io/job-name=after-churn"):
             assert time.monotonic() - started < 30, operator.log()[-3000:]

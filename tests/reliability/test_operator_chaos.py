@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.operator_fixture import RunningOperator, install_rbac, start_operator
+from tests.e2e.operator_fixture import RunningOperator, install_rbac, parked_job, start_operator
 from tests.harness.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -28,13 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "chaos-operator"
 JOBS = 50
 KILLS = 4
-
-
-def _job(name: str) -> dict[str, Any]:
-    doc = yaml.safe_load((ROOT / "examples" / "digits-local.yaml").read_text())
-    doc["metadata"] = {"name": name, "namespace": NAMESPACE}
-    doc["spec"]["replicas"]["worker"]["nodeSelector"] = {"kubetrain.io/no-such-node": "x"}
-    return doc
 
 
 def _items(cluster: Cluster, kind: str) -> list[dict[str, Any]]:
@@ -58,7 +51,7 @@ def test_sigkilled_operator_converges_without_duplicates_or_orphans(
     kubeconfig = install_rbac(cluster)
     cluster.kubectl("create", "namespace", NAMESPACE, check=False)
     names = [f"chaos-{i:02d}" for i in range(JOBS)]
-    manifest = "---\n".join(yaml.safe_dump(_job(n)) for n in names)
+    manifest = "---\n".join(yaml.safe_dump(parked_job(n, NAMESPACE)) for n in names)
     operators.append(start_operator(kubeconfig, tmp_path / "operator-0.log"))
     cluster.kubectl("apply", "-f", "-", input=manifest)
     kills = []

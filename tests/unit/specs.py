@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import strategies as st
@@ -91,3 +92,14 @@ def jobs(draw: st.DrawFn) -> dict[str, Any]:
         "metadata": {"name": draw(names)},
         "spec": spec,
     }
+
+
+def with_value(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of `doc` with the dotted `path` set to `value` (parents created)."""
+    out = copy.deepcopy(doc)
+    *parents, last = path.split(".")
+    node = out
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return out

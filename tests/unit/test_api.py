@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from pydantic import ValidationError
 
 from kubetrain_operator.api import MAX_JOB_NAME_LENGTH, TrainingJob, format_errors
 
-from .specs import jobs
+from .specs import jobs, with_value
 
 
 @settings(max_examples=200, deadline=None)
@@ -28,16 +27,6 @@ def _errors(doc: dict[str, Any]) -> list[str]:
     with pytest.raises(ValidationError) as info:
         TrainingJob.model_validate(doc)
     return format_errors(info.value)
-
-
-def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    out = copy.deepcopy(doc)
-    *parents, last = path.split(".")
-    node = out
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
-    return out
 
 
 # (path to break, bad value, text the message must contain)
@@ -69,7 +58,7 @@ BREAKAGES = [
 @given(doc=jobs(), breakage=st.sampled_from(BREAKAGES))
 def test_invalid_jobs_name_the_field(doc: dict[str, Any], breakage: tuple[str, Any, str]) -> None:
     path, value, expected = breakage
-    broken = _set(doc, path, value)
+    broken = with_value(doc, path, value)
     if value == "tpu":
         broken["spec"].pop("tpu", None)
     errors = _errors(broken)
