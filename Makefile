@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
-	$(BIN)/pip install --quiet -e '.[operator,trainer,dev]'
+	$(BIN)/pip install --quiet -e '.[operator,trainer,dev,spark]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 data/digits/train: | $(STAMP)

@@ -115,15 +115,33 @@ def run(
 @app.command()
 def data(
     dataset: Annotated[str, typer.Argument(help="Dataset to write; `digits` (scikit-learn).")],
-    out: Annotated[Path, typer.Argument(help="Output directory.")],
+    # A str, not a Path: Path would fold hdfs://host/... into hdfs:/host/...
+    out: Annotated[
+        str, typer.Argument(help="Output directory: a local path, hdfs:// or viewfs:// URI.")
+    ],
+    format: Annotated[str, typer.Option("--format", help="`tfrecord` or `parquet`.")] = "tfrecord",
 ) -> None:
-    """Write a small real dataset as TFRecord shards (needs the trainer extra)."""
+    """Write a small real dataset as train/ and validation/ shards (needs the trainer extra).
+
+    HADOOP_CONF_DIR (and Kerberos) apply to hdfs:// output as they do to training.
+    """
     if dataset != "digits":
         err_console.print(f"[bold red]error[/]: dataset: unknown {dataset!r}; known: digits")
         raise typer.Exit(EXIT_INVALID)
+    if format not in ("tfrecord", "parquet"):
+        err_console.print(
+            f"[bold red]error[/]: --format: unknown {format!r}; known: tfrecord, parquet"
+        )
+        raise typer.Exit(EXIT_INVALID)
     from kubetrain_trainer import datasets
+    from kubetrain_trainer.data.errors import DataError
 
-    Console().print(f"wrote {datasets.digits(out)}")
+    try:
+        written = datasets.write_digits(out, format=format)
+    except DataError as err:
+        err_console.print(f"[bold red]error[/]: {err}")
+        raise typer.Exit(1) from err
+    Console().print(f"wrote {written} ({format})")
 
 
 def main() -> None:
