@@ -120,6 +120,9 @@ class ProgressHooks(EpochProgressHooks):
     def __init__(self, state: ProgressState, every_n_batches: int = 10) -> None:
         super().__init__(state)
         self.every = max(1, every_n_batches)
+        # ProgressState is lock-protected, so Keras 3 may call the batch hook from
+        # its dispatch thread; otherwise it syncs every step (measured 1.6x slower).
+        self.async_safe = True
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if (batch + 1) % self.every:
