@@ -63,11 +63,17 @@ def test_sigkilled_operator_converges_without_duplicates_or_orphans(
         victim.process.wait()
         operators.append(start_operator(kubeconfig, tmp_path / f"operator-{k + 1}.log"))
 
+    def settled(job: dict[str, Any]) -> bool:
+        status = job.get("status") or {}
+        active = (status.get("replicaStatuses") or {}).get("worker", {}).get("active")
+        return status.get("phase") == "Created" and active == 2
+
+    # Converged means every status is true too, not only every pod created:
+    # the counts follow the pods within a reconcile or two.
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         jobs = _items(cluster, "trainingjobs")
-        phases = [(j.get("status") or {}).get("phase") for j in jobs]
-        if len(_items(cluster, "pods")) == 2 * JOBS and phases.count("Created") == JOBS:
+        if len(_items(cluster, "pods")) == 2 * JOBS and all(settled(j) for j in jobs):
             break
         time.sleep(2)
     pods, services, jobs = (_items(cluster, k) for k in ("pods", "services", "trainingjobs"))

@@ -80,9 +80,27 @@ def run(cfg: TrainerConfig) -> None:
 
         ps.serve(cfg)
         return
+    check_inputs(cfg)
     from kubetrain_trainer import train
 
     train.run(cfg)
+
+
+def check_inputs(cfg: TrainerConfig) -> None:
+    """List the input files before TensorFlow is even imported.
+
+    A wrong path or a NameNode that is down then fails in about a second,
+    not after TensorFlow start-up and the workers' rendezvous.
+
+    Raises:
+        DataError: an input matches no file or its filesystem cannot be reached.
+    """
+    from kubetrain_trainer.data import files
+
+    data = cfg.job.spec.data
+    for uri in (data.train, data.validation) if data is not None else ():
+        if uri:
+            files.list_files(uri)
 
 
 def main(argv: list[str] | None = None) -> int:
