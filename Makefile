@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint crd venv clean
+.PHONY: demo test bench lint crd venv clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,16 @@ test: $(STAMP)
 	bash hack/hdfs-tools.sh
 	$(BIN)/ruff check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks: each script appends a dated section to benchmarks/results.md.
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	bash hack/cluster-tools.sh
+	bash hack/hdfs-tools.sh
+	$(BIN)/python benchmarks/operator_scale.py --plot
+	$(BIN)/python benchmarks/input_pipeline.py
+	$(BIN)/python benchmarks/trainer_overhead.py --no-scaling
+	$(BIN)/python benchmarks/trainer_overhead.py --no-overhead
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
