@@ -52,9 +52,9 @@ def _run(
 @pytest.mark.trainer
 @pytest.mark.timeout(600)
 def test_two_workers_train_from_hdfs_and_upload_the_model(
-    hdfs_digits: str, hdfs: Any, tmp_path: Path
+    hdfs_digits: str, hdfs_dir: str, tmp_path: Path
 ) -> None:
-    model_dir = f"{hdfs.url}/models/digits"
+    model_dir = f"{hdfs_dir}/models/digits"
     result = _run(tmp_path, f"{hdfs_digits}/train", f"{hdfs_digits}/validation", model_dir)
 
     assert result.returncode == 0, result.stdout[-4000:]
@@ -64,7 +64,8 @@ def test_two_workers_train_from_hdfs_and_upload_the_model(
     assert saved["metrics"]["val_accuracy"] >= 0.9, saved["metrics"]
     info = remote.info(f"{model_dir}/model.keras")
     assert info is not None and info.size > 0
-    assert [e.path for e in remote.listdir(f"{hdfs.url}/models")] == [model_dir]
+    # Only the final model: no temporary upload left beside it.
+    assert [e.path for e in remote.listdir(f"{hdfs_dir}/models")] == [model_dir]
 
 
 @pytest.mark.trainer

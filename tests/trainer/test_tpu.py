@@ -33,6 +33,9 @@ def _at(line: str) -> datetime:
 @pytest.mark.timeout(180)
 def test_unreachable_tpu_fails_within_the_timeout(tmp_path: Path) -> None:
     tpu_address = f"127.0.0.1:{_free_port()}"
+    # Inputs are checked before anything else: they must exist to reach the TPU step.
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "part-0.tfrecord").write_bytes(b"")
     job = {
         "metadata": {"name": "tpu", "uid": "u-1"},
         "spec": {
