@@ -397,6 +397,7 @@ class Bench:
         self.api = cluster.api_client()
         self.kwok: Any = None
         self.operator_metrics: Any = None  # () -> the operator's /metrics text
+        self.after_running = 0.0  # seconds to keep watching the operator after Running
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
 
@@ -459,6 +460,14 @@ class Bench:
                 rec1 = reconcile_stats(self.operator_metrics())
                 result["reconciles"] = rec1[0] - rec0[0]
                 result["reconcile_s"] = rec1[1] - rec0[1]
+                if self.after_running > 0:
+                    # Is the operator quiet once the job runs? (resync only, or a backlog)
+                    cpu1 = cpu_seconds(self.pid)
+                    time.sleep(self.after_running)
+                    rec2 = reconcile_stats(self.operator_metrics())
+                    result["after_running_s"] = self.after_running
+                    result["after_running_cpu_s"] = cpu_seconds(self.pid) - cpu1
+                    result["after_running_reconciles"] = rec2[0] - rec1[0]
         else:
             body = self.create_job(doc)  # owner of the objects; the operator ignores BASE_NS
             services, pods = planned_objects(body)
@@ -506,6 +515,8 @@ def summarize(results: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
                         "operator_cpu_s",
                         "operator_rss_mib",
                         "reconciles",
+                        "after_running_cpu_s",
+                        "after_running_reconciles",
                     )
                     if all(key in r for r in rs)
                 }
@@ -624,6 +635,22 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {c(row, 'kubetrain', 'operator_cpu_s')} | {c(row, 'kubetrain', 'reconciles')} "
             f"| {lag} |"
         )
+    after = [
+        (n, row["kubetrain"])
+        for n, row in summary.items()
+        if "after_running_cpu_s" in row.get("kubetrain", {})
+    ]
+    if after:
+        lines += [
+            "",
+            f"After Running, over the next {cfg.get('after_running', 0):.0f} s: "
+            + "; ".join(
+                f"{n} workers: operator CPU {cell(k['after_running_cpu_s'], 1)} s, "
+                f"{cell(k['after_running_reconciles'])} reconciles"
+                for n, k in after
+            )
+            + ".",
+        ]
     lines += [
         "",
         f"Operator memory: {extra['idle_rss_mib']:.0f} MiB RSS idle after start-up, peak "
@@ -653,6 +680,12 @@ def main() -> int:
         "--variants", default=",".join(VARIANTS), help="subset of " + ",".join(VARIANTS)
     )
     parser.add_argument("--label", default="", help="a name for this run in results.md")
+    parser.add_argument(
+        "--after-running",
+        type=float,
+        default=0,
+        help="seconds to keep measuring operator CPU and reconciles after the job is Running",
+    )
     parser.add_argument("--json", type=Path, help="also save the raw numbers here")
     parser.add_argument(
         "--no-write", action="store_true", help="leave results.md and operator_scale.json alone"
@@ -727,6 +760,7 @@ def main() -> int:
                 bench = Bench(cluster, sa, operator.process.pid, args.concurrency)
                 bench.kwok = kwok
                 bench.operator_metrics = operator.metrics
+                bench.after_running = args.after_running
                 for n in sizes:
                     for rep in range(args.repeats):
                         for variant in common.rotated(variants, rep):
@@ -750,6 +784,7 @@ def main() -> int:
             "concurrency": args.concurrency,
             "nodes": args.nodes,
             "resync": args.resync,
+            "after_running": args.after_running,
             "operator_env": " ".join(args.operator_env),
         },
         "extra": {
