@@ -208,11 +208,25 @@ class _Pki:
         return key, pub
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child: SIGKILL it if the test process dies without teardown
     (e.g. pytest-timeout's thread method calls os._exit), so no etcd lingers."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def stop_process_group(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM a process started in its own group, SIGKILL it after `grace` seconds."""
+    if popen.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGTERM)
+    try:
+        popen.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait(grace)
 
 
 @dataclass
@@ -231,16 +245,7 @@ class _Process:
             return ""
 
     def stop(self, grace: float = 10.0) -> None:
-        if self.popen.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(grace)
+        stop_process_group(self.popen, grace)
 
 
 @dataclass
@@ -420,7 +425,7 @@ class Cluster:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 start_new_session=True,  # own process group: teardown kills all of it
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self._processes.append(_Process(name, popen, log, args))
 

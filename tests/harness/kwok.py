@@ -21,10 +21,7 @@ at once. Fixtures: ``kwok_nodes`` (module scope, :data:`DEFAULT_NODES` nodes).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,6 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.harness.cluster import die_with_parent, stop_process_group
 
 if TYPE_CHECKING:
     from tests.harness.cluster import Cluster
@@ -146,15 +145,7 @@ class Kwok:
                 "delete", "node", *self.nodes, "--ignore-not-found", "--wait=false", check=False
             )
             self.nodes = []
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(grace)
+        stop_process_group(self.popen, grace)
 
     def __enter__(self) -> Kwok:
         return self
@@ -173,8 +164,6 @@ def start_kwok(
     timeout: float = 60,
 ) -> Kwok:
     """Start kwok on ``cluster`` and register ``nodes`` fake Nodes; wait until Ready."""
-    from tests.harness.cluster import _die_with_parent  # same child-reaping as the cluster
-
     binary = cluster.bin_dir / "kwok"
     if not binary.exists():
         raise RuntimeError(f"no kwok in {cluster.bin_dir}; run hack/cluster-tools.sh")
@@ -201,7 +190,7 @@ def start_kwok(
             stderr=subprocess.STDOUT,
             cwd=workdir,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     kwok = Kwok(cluster, popen, log)
     try:
