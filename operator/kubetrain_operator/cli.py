@@ -28,6 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True, soft_wrap=True)
+# soft_wrap: paths and names stay on one line, so scripts can grep the output.
+out_console = Console(soft_wrap=True)
 
 
 class InvalidJob(Exception):
@@ -81,7 +83,7 @@ def crd() -> None:
 def validate(job_file: JobFile) -> None:
     """Check a job file; print each wrong field and exit 2 when it is invalid."""
     job = _load_or_exit(job_file)
-    Console().print(f"[green]ok[/]: {job_file} is a valid TrainingJob ({job.metadata.name})")
+    out_console.print(f"[green]ok[/]: {job_file} is a valid TrainingJob ({job.metadata.name})")
 
 
 @app.command("plan")
@@ -141,7 +143,7 @@ def data(
     except DataError as err:
         err_console.print(f"[bold red]error[/]: {err}")
         raise typer.Exit(1) from err
-    Console().print(f"wrote {written} ({format})")
+    out_console.print(f"wrote {written} ({format})")
 
 
 def main() -> None:
