@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _retryable(err: BaseException) -> bool:
+def _retryable(err: BaseException | None) -> bool:
     """Errors caused by the cluster, not the job: a lost peer, a timeout."""
     import tensorflow as tf
 
@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     from kubetrain_trainer.data.files import DataError
     from kubetrain_trainer.data.hdfs import HdfsUnavailableError
+    from kubetrain_trainer.models import EntrypointError
 
+    cfg: TrainerConfig | None = None
     try:
         cfg = load()
         log.info("job %s, replica %s", cfg.name, cfg.worker_id)
@@ -124,13 +126,38 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as err:
         log.error("%s", err)
         return _fail(EXIT_CONFIG_ERROR, str(err))
+    except EntrypointError as err:
+        if _retryable(err.__cause__):
+            log.error("retryable failure: %s", err)
+            return _fail(EXIT_RETRYABLE, str(err))
+        log.exception("the model entry point failed")
+        return _fail(EXIT_USER_ERROR, str(err))
     except Exception as err:
         if _retryable(err):
             log.error("retryable failure: %s: %s", type(err).__name__, err)
             return _fail(EXIT_RETRYABLE, f"{type(err).__name__}: {err}")
+        from kubetrain_trainer import diagnosis
+
+        explained = _explain(cfg, err)
+        if explained is not None:
+            log.error("%s (TensorFlow said: %s)", explained, diagnosis.tf_message(err))
+            return _fail(EXIT_CONFIG_ERROR, explained)
         log.exception("training failed")
-        return _fail(EXIT_USER_ERROR, f"{type(err).__name__}: {err}")
+        return _fail(EXIT_USER_ERROR, f"{type(err).__name__}: {diagnosis.tf_message(err)}")
     return EXIT_OK
+
+
+def _explain(cfg: TrainerConfig | None, err: BaseException) -> str | None:
+    """The input diagnosis, which must never hide the error it explains."""
+    from kubetrain_trainer import diagnosis
+
+    if cfg is None:
+        return None
+    try:
+        return diagnosis.explain_input_error(cfg, err)
+    except Exception:
+        log.warning("could not diagnose the input error", exc_info=True)
+        return None
 
 
 def _fail(code: int, message: str) -> int:

@@ -107,6 +107,14 @@ def load_entrypoint(entrypoint: str):
     return fn
 
 
+class EntrypointError(Exception):
+    """The user's model function raised: user code, not the job's configuration.
+
+    Its message names the entry point, so the job's Failed condition says
+    whose code broke, not only the exception's last words.
+    """
+
+
 def build(model: ModelSpec, data: DataSpec | None, keras: ModuleType | None = None):
     """Build the model (uncompiled, unless the user's function compiled it).
 
@@ -118,6 +126,7 @@ def build(model: ModelSpec, data: DataSpec | None, keras: ModuleType | None = No
 
     Raises:
         ConfigError: the entry point is missing or returns something else.
+        EntrypointError: the entry point raised.
     """
     keras = keras or _keras3()
     kwargs = dict(model.kwargs)
@@ -126,7 +135,11 @@ def build(model: ModelSpec, data: DataSpec | None, keras: ModuleType | None = No
     fn = load_entrypoint(model.entrypoint or "")
     if "keras" in inspect.signature(fn).parameters:
         kwargs["keras"] = keras
-    built = fn(**kwargs)
+    try:
+        built = fn(**kwargs)
+    except Exception as err:
+        what = f"{type(err).__name__}: {err}".strip().replace("\n", " ")
+        raise EntrypointError(f"spec.model.entrypoint {model.entrypoint} raised {what}") from err
     if not isinstance(built, keras.Model):
         expected = f"a {keras.__name__}.Model"
         if keras.__name__ == "tf_keras":
