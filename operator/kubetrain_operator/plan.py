@@ -39,6 +39,13 @@ class Settings:
     port: int = 2222
     progress_port: int = 8080
     cluster_domain: str = "svc"
+    # Where the operator runs and how its pods are labelled (manifests/deployment.yaml):
+    # the only peer allowed to read a job's progress endpoint.
+    operator_namespace: str = "kubetrain-system"
+    operator_labels: tuple[tuple[str, str], ...] = (
+        ("app.kubernetes.io/name", "kubetrain"),
+        ("app.kubernetes.io/component", "operator"),
+    )
 
 
 @dataclass(frozen=True)
@@ -319,6 +326,44 @@ def service(job: TrainingJob, replica: Replica, settings: Settings) -> dict[str,
             "selector": labels(job, replica),
             "ports": ports,
             "publishNotReadyAddresses": True,
+        },
+    }
+
+
+def network_policy(job: TrainingJob, settings: Settings) -> dict[str, Any]:
+    """Ingress to one job's pods: the TF port from its own pods, progress from the operator.
+
+    Per job because a NetworkPolicy cannot say "same job as me": the
+    namespace-wide manifests/networkpolicy.yaml lets every job in a namespace
+    reach every other job's TF port; this one keeps jobs apart. Egress stays
+    open (trainers read HDFS and object stores).
+    """
+    own_pods = {"podSelector": {"matchLabels": {LABEL_JOB: job.metadata.name}}}
+    operator = {
+        "namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": settings.operator_namespace}
+        },
+        "podSelector": {"matchLabels": dict(settings.operator_labels)},
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": job.metadata.name,
+            "namespace": job.metadata.namespace or "default",
+            "labels": labels(job),
+            "ownerReferences": [owner_reference(job)],
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {LABEL_JOB: job.metadata.name}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [own_pods], "ports": [{"protocol": "TCP", "port": settings.port}]},
+                {
+                    "from": [operator],
+                    "ports": [{"protocol": "TCP", "port": settings.progress_port}],
+                },
+            ],
         },
     }
 

@@ -142,3 +142,51 @@ def test_job_env_carries_the_validated_spec() -> None:
     env = _env(_pods(job)["mnist-worker-0"])
     payload = json.loads(env["KUBETRAIN_JOB"])
     assert TrainingJob.model_validate(payload).spec == job.spec
+
+
+def _allowed(policy: dict[str, Any], peer_ns: str, peer: dict[str, str], port: int) -> bool:
+    """NetworkPolicy ingress semantics for matchLabels selectors (all this policy uses)."""
+
+    def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+    own_ns = policy["metadata"]["namespace"]
+    for rule in policy["spec"]["ingress"]:
+        if port not in [p["port"] for p in rule["ports"]]:
+            continue
+        for source in rule["from"]:
+            ns_sel = source.get("namespaceSelector")
+            in_ns = (
+                matches(ns_sel, {"kubernetes.io/metadata.name": peer_ns})
+                if ns_sel is not None
+                else peer_ns == own_ns
+            )
+            if in_ns and matches(source.get("podSelector", {}), peer):
+                return True
+    return False
+
+
+def test_network_policy_admits_only_the_job_and_the_operator() -> None:
+    job = make_job(replicas={"chief": {}, "worker": {"replicas": 2}})
+    policy = plan.network_policy(job, SETTINGS)
+    ns = job.metadata.namespace or "default"
+    assert policy["metadata"]["ownerReferences"] == [plan.owner_reference(job)]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    for pod in _pods(job).values():
+        assert all(
+            pod["metadata"]["labels"].get(k) == v
+            for k, v in policy["spec"]["podSelector"]["matchLabels"].items()
+        )
+    same_job = _pods(job)["mnist-worker-1"]["metadata"]["labels"]
+    other_job = {plan.LABEL_JOB: "other", "app.kubernetes.io/managed-by": "kubetrain"}
+    operator = dict(SETTINGS.operator_labels)
+    tf_port, progress = SETTINGS.port, SETTINGS.progress_port
+
+    assert _allowed(policy, ns, same_job, tf_port)
+    assert not _allowed(policy, ns, same_job, progress)
+    assert not _allowed(policy, ns, other_job, tf_port)
+    assert not _allowed(policy, "elsewhere", same_job, tf_port)
+    assert _allowed(policy, SETTINGS.operator_namespace, operator, progress)
+    assert not _allowed(policy, SETTINGS.operator_namespace, operator, tf_port)
+    assert not _allowed(policy, ns, operator, progress)
+    assert not _allowed(policy, SETTINGS.operator_namespace, {"app": "other"}, progress)
