@@ -46,3 +46,19 @@ def hangs_after_training(marker: str, **_: Any) -> Any:
 
         threading.Thread(target=hang, name="hang-after-training").start()
     return _model()
+
+
+def digests_of_secrets(marker: str, **_: Any) -> Any:
+    """Prove the keytab and token reached the trainer, without repeating them.
+
+    Writes SHA-256 digests of the mounted keytab ($KUBETRAIN_KEYTAB) and of
+    the token in $HADOOP_TOKEN, so a test can check delivery and still grep
+    every log and status for the secrets themselves.
+    """
+    import hashlib
+
+    keytab = Path(os.environ["KUBETRAIN_KEYTAB"]).read_bytes()
+    token = os.environ["HADOOP_TOKEN"].encode()
+    digests = [hashlib.sha256(keytab).hexdigest(), hashlib.sha256(token).hexdigest()]
+    Path(marker).write_text("\n".join(digests) + "\n")
+    return _model()
