@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -84,3 +86,56 @@ def test_an_entrypoint_that_raises_is_named() -> None:
     spec = ModelSpec(entrypoint="json:loads", kwargs={"s": "{"})
     with pytest.raises(EntrypointError, match=r"^spec.model.entrypoint json:loads raised JSON"):
         build(spec, None)
+
+
+def test_an_hdfs_outage_inside_tf_data_stays_an_outage() -> None:
+    import tensorflow as tf
+
+    from kubetrain_trainer.data.hdfs import HdfsUnavailableError
+
+    said = "hdfs://nn:8020/d/part-0: cannot reach the HDFS NameNode of hdfs://nn:8020: refused"
+
+    def records() -> Iterator[list[bytes]]:
+        yield [b"a"]
+        raise HdfsUnavailableError(said)
+
+    ds = tf.data.Dataset.from_generator(
+        records, output_signature=tf.TensorSpec([None], tf.string)
+    ).unbatch()
+    with pytest.raises(tf.errors.UnknownError) as caught:
+        for _ in ds:
+            pass
+
+    assert diagnosis.hdfs_outage(caught.value) == said
+    assert (
+        diagnosis.hdfs_outage(tf.errors.UnknownError(None, None, "ValueError: x\nTraceback"))
+        is None
+    )
+
+
+def test_an_hdfs_outage_inside_fit_stays_an_outage() -> None:
+    """Inside a tf.function (as in `fit`) TF words the same error differently."""
+    import tensorflow as tf
+
+    from kubetrain_trainer.data.hdfs import HdfsUnavailableError
+
+    said = "hdfs://nn:8020/d/part-0: cannot reach the HDFS NameNode of hdfs://nn:8020: refused"
+
+    def records() -> Iterator[list[bytes]]:
+        yield [b"a"]
+        raise HdfsUnavailableError(said)
+
+    ds = tf.data.Dataset.from_generator(
+        records, output_signature=tf.TensorSpec([None], tf.string)
+    ).unbatch()
+
+    @tf.function
+    def drain(iterator: Any) -> None:
+        for _ in tf.range(3):
+            next(iterator)
+
+    with pytest.raises(tf.errors.UnknownError) as caught:
+        drain(iter(ds))
+
+    assert "Graph execution error" in str(caught.value)
+    assert diagnosis.hdfs_outage(caught.value) == said

@@ -25,6 +25,29 @@ def tf_message(err: BaseException) -> str:
     return " ".join(_OP_NOISE.sub(" ", text).split())
 
 
+# A Python exception raised inside tf.data (from_generator) comes back as an
+# UnknownError whose text holds "<Type>: <message>" and then its traceback, after
+# "{{function_node ...}}" (eager) or "Graph execution error: ..." (inside fit):
+# its type survives only as text.
+_WRAPPED = re.compile(r"(?:^|\}\}\s)\s*(\w+): ([^\n]*)\n\s*Traceback", re.M)
+
+
+def hdfs_outage(err: BaseException) -> str | None:
+    """The NameNode outage behind a TensorFlow error, or None.
+
+    Streaming HDFS reads run inside tf.data, which turns our
+    HdfsUnavailableError into a generic UnknownError; without this the
+    outage would read as a permanent failure and never be retried.
+    """
+    from kubetrain_trainer.data.hdfs import HdfsUnavailableError
+
+    text = getattr(err, "message", None) or str(err)
+    for found in _WRAPPED.finditer(text):
+        if found.group(1) == HdfsUnavailableError.__name__:
+            return found.group(2).strip()
+    return None
+
+
 def explain_input_error(cfg: TrainerConfig, err: BaseException) -> str | None:
     """A message naming the corrupt file or the missing key, or None when the
     inputs look fine (the error came from somewhere else)."""
@@ -37,6 +60,7 @@ def explain_input_error(cfg: TrainerConfig, err: BaseException) -> str | None:
         return None
     from kubetrain_trainer.data import files
     from kubetrain_trainer.data.errors import DataError
+    from kubetrain_trainer.data.hdfs import HdfsUnavailableError
 
     full_scan = isinstance(err, tf.errors.DataLossError)
     for uri in (data.train, data.validation):
@@ -47,6 +71,8 @@ def explain_input_error(cfg: TrainerConfig, err: BaseException) -> str | None:
                 problem = check_file(path, data, full_scan)
                 if problem is not None:
                     return problem
+        except HdfsUnavailableError:
+            return None  # an outage, not bad input: leave the error as it is
         except DataError as found:
             return str(found)
     return None

@@ -133,10 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("the model entry point failed")
         return _fail(EXIT_USER_ERROR, str(err))
     except Exception as err:
+        from kubetrain_trainer import diagnosis
+
+        outage = diagnosis.hdfs_outage(err)
+        if outage is not None:
+            log.error("retryable failure: %s", outage)
+            return _fail(EXIT_RETRYABLE, outage)
         if _retryable(err):
             log.error("retryable failure: %s: %s", type(err).__name__, err)
-            return _fail(EXIT_RETRYABLE, f"{type(err).__name__}: {err}")
-        from kubetrain_trainer import diagnosis
+            return _fail(EXIT_RETRYABLE, f"{type(err).__name__}: {diagnosis.tf_message(err)}")
 
         explained = _explain(cfg, err)
         if explained is not None:
