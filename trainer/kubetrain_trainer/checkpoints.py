@@ -17,17 +17,16 @@ agreed epoch needs each worker to still have that epoch's weights.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
+from kubetrain_trainer import outages
 from kubetrain_trainer.data import fs
-from kubetrain_trainer.data.hdfs import HdfsUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +60,6 @@ def latest_epoch(directory: str) -> int:
     return max(saved_epochs(directory), default=0)
 
 
-@contextlib.contextmanager
-def _outage_is_retryable(directory: str) -> Iterator[None]:
-    """hdfs-native's writers fail with a bare OSError (no errno) when the
-    NameNode goes away mid-write, e.g. "Connection refused" on close. Left
-    as is it reads as a bug in the job (exit 1, never retried); it is an
-    outage, like the NameNode calls the data layer already classifies."""
-    try:
-        yield
-    except OSError as err:
-        if err.errno is not None or not fs.is_remote(directory):
-            raise
-        raise HdfsUnavailableError(
-            f"{directory}: checkpoint write failed, cannot reach the HDFS NameNode or DataNode: "
-            f"{err}"
-        ) from err
-
-
 def save(model: Any, directory: str, epoch: int, keep: int) -> str:
     """Write the weights after `epoch` finished epochs, then its marker.
 
@@ -89,7 +71,7 @@ def save(model: Any, directory: str, epoch: int, keep: int) -> str:
     Raises:
         HdfsUnavailableError: the directory is on HDFS and it went away mid-save.
     """
-    with _outage_is_retryable(directory):
+    with outages.retryable(directory, "checkpoint write"):
         return _save(model, directory, epoch, keep)
 
 

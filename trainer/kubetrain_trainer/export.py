@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetrain_operator.api import TrainingJob
+from kubetrain_trainer import outages
 from kubetrain_trainer.data import fs
 
 MODEL_FILE = "model.keras"
@@ -30,12 +31,16 @@ def export(model: Any, job: TrainingJob, model_dir: str, metrics: dict[str, floa
     """Save the model, the resolved job and final metrics into `model_dir` atomically.
 
     Returns the final location (a local path or the URI).
+
+    Raises:
+        HdfsUnavailableError: the model dir is on HDFS and it went away mid-upload.
     """
     if fs.is_remote(model_dir):
         with tempfile.TemporaryDirectory(prefix="kubetrain-export-") as tmp:
             local = Path(tmp) / "model"
             _save(model, job, local, metrics)
-            _publish(str(local), model_dir)
+            with outages.retryable(model_dir, "model upload"):
+                _publish(str(local), model_dir)
         return model_dir
     target = Path(model_dir)
     staging = target.with_name(_staging_name(target.name))
