@@ -52,6 +52,13 @@ def _retryable(err: BaseException) -> bool:
     )
 
 
+def _corrupt_data(err: BaseException) -> bool:
+    """A record failed its checksum in TF's native reader: the input, not the code, is bad."""
+    import tensorflow as tf
+
+    return isinstance(err, tf.errors.DataLossError)
+
+
 def run(cfg: TrainerConfig) -> None:
     """Do this replica's part: predict, evaluate, serve (parameter_server) or train."""
     from kubetrain_operator.api import ReplicaType, Strategy
@@ -125,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", err)
         return _fail(EXIT_CONFIG_ERROR, str(err))
     except Exception as err:
+        if _corrupt_data(err):
+            from kubetrain_trainer.data import tfrecord
+
+            message = str(tfrecord.corruption_error(err))
+            log.error("%s", message)
+            return _fail(EXIT_CONFIG_ERROR, message)
         if _retryable(err):
             log.error("retryable failure: %s: %s", type(err).__name__, err)
             return _fail(EXIT_RETRYABLE, f"{type(err).__name__}: {err}")
