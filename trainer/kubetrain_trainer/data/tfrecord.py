@@ -198,7 +198,12 @@ def _size(path: str) -> int:
 
 
 def corruption_error(err: BaseException) -> DataError:
-    """A DataError for TF's "corrupted record at N", naming the remote file(s) being read."""
+    """A DataError for TF's "corrupted record at N", naming the remote file(s) being read.
+
+    TF's message names no file. Each copy-ahead pipeline knows the file its
+    reader is on, so the bad file is among those named: one per live
+    pipeline (a trainer has two at most, training and validation).
+    """
     message = getattr(err, "message", None) or str(err)
     first = (message.strip().splitlines() or [""])[0]
     first = re.sub(r"^\{\{.*?\}\}\s*|\s*\[Op:.*$", "", first)  # TF's op context
