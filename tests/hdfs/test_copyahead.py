@@ -7,12 +7,15 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tensorflow as tf
 
 from kubetrain_trainer.data import copyahead, fs, tfrecord
 from kubetrain_trainer.data.errors import DataError
+
+from .trainer import DIGITS, run_trainer
 
 
 def _put_records(uri: str, records: list[bytes], tmp: Path) -> None:
@@ -152,3 +155,40 @@ def test_scratch_left_by_a_killed_process_is_swept_and_ours_removed_at_exit(
     assert not stale.exists()
     assert alive.exists()
     assert not Path(made.stdout.strip()).exists()  # removed when that process exited
+
+
+@pytest.mark.trainer
+@pytest.mark.timeout(600)
+def test_a_trainer_on_a_corrupt_record_exits_as_a_user_error_naming_the_file(
+    hdfs: Any, hdfs_digits: str, hdfs_dir: str, tmp_path: Path
+) -> None:
+    data = f"{hdfs_dir}/digits"
+    _copy(hdfs_digits, data)
+    bad = f"{data}/train/part-00002.tfrecord"
+    raw = bytearray(b"".join(fs.filesystem(bad).stream(bad)))
+    raw[len(raw) // 2] ^= 0xFF  # inside some record's payload: only its data CRC notices
+    with fs.filesystem(bad).create(bad) as out:
+        out.write(bytes(raw))
+    spec = {
+        "model": {"builtin": "cnn"},
+        "data": {"train": f"{data}/train", "validation": f"{data}/validation", **DIGITS},
+        "training": {"epochs": 1, "batchSizePerReplica": 32},
+        "output": {"modelDir": str(tmp_path / "model")},
+    }
+    env = {"HADOOP_CONF_DIR": str(hdfs.conf_dir), "KUBETRAIN_SCRATCH_DIR": str(tmp_path / "s")}
+
+    run = run_trainer(spec, env, tmp_path)
+
+    assert run.code == 2, run.stderr[-4000:]
+    assert run.message.startswith("corrupt TFRecord data in "), run.message
+    assert bad in run.message and "corrupted record at" in run.message, run.message
+    assert list((tmp_path / "s").iterdir()) == []
+
+
+def _copy(src: str, dst: str) -> None:
+    """Copy the digits' train/ and validation/ files within HDFS."""
+    store = fs.filesystem(src)
+    for split in ("train", "validation"):
+        for entry in store.listdir(f"{src}/{split}"):
+            with store.create(f"{dst}/{split}/{fs.split(entry.path)[1]}") as out:
+                out.write(b"".join(store.stream(entry.path)))

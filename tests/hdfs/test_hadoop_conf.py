@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +9,8 @@ import pytest
 
 from kubetrain_trainer.data import files, hadoopconf
 from kubetrain_trainer.data.hadoopconf import HadoopConfigError
+
+from .trainer import DIGITS, run_trainer
 
 HA = {
     "dfs.nameservices": "prod",
@@ -101,42 +98,6 @@ def test_a_uri_without_authority_uses_fs_default_fs(
     assert files.list_files("hdfs:///conf-test") == ["hdfs:///conf-test/a.bin"]
 
 
-def _trainer(
-    train: str, env: dict[str, str], tmp_path: Path
-) -> tuple[subprocess.CompletedProcess[str], float, str]:
-    job = {
-        "metadata": {"name": "conf", "uid": "u-1"},
-        "spec": {
-            "replicas": {"worker": {"replicas": 1}},
-            "data": {
-                "train": train,
-                "features": [{"name": "x", "shape": [4]}],
-                "label": {"name": "y", "dtype": "int64"},
-            },
-        },
-    }
-    termination = tmp_path / "termination-log"
-    full = {
-        **{k: v for k, v in os.environ.items() if k not in ("HADOOP_CONF_DIR", "HADOOP_HOME")},
-        "KUBETRAIN_JOB": json.dumps(job),
-        "TF_CONFIG": json.dumps({"cluster": {}, "task": {"type": "worker", "index": 0}}),
-        "KUBETRAIN_WORK_DIR": str(tmp_path),
-        "KUBETRAIN_TERMINATION_LOG": str(termination),
-        **env,
-    }
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "kubetrain_trainer"],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    message = termination.read_text() if termination.exists() else ""
-    return result, time.monotonic() - started, message
-
-
 @pytest.mark.trainer
 @pytest.mark.timeout(300)
 def test_the_trainer_fails_fast_as_a_user_error_naming_the_file_or_key(
@@ -157,8 +118,9 @@ def test_the_trainer_fails_fast_as_a_user_error_naming_the_file_or_key(
         ("viewfs://cl/data", good, "fs.viewfs.mounttable.cl.linkFallback is not set"),
     ]
     for train, conf, expected in cases:
-        result, elapsed, message = _trainer(train, {"HADOOP_CONF_DIR": conf}, tmp_path)
-        assert result.returncode == 2, (train, conf, result.stderr[-3000:])
-        assert expected in message, (expected, message)
-        assert "Traceback" not in result.stderr
-        assert elapsed < 20, (train, elapsed)
+        spec = {"data": {"train": train, **DIGITS}}
+        run = run_trainer(spec, {"HADOOP_CONF_DIR": conf}, tmp_path)
+        assert run.code == 2, (train, conf, run.stderr[-3000:])
+        assert expected in run.message, (expected, run.message)
+        assert "Traceback" not in run.stderr
+        assert run.seconds < 20, (train, run.seconds)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,8 @@ import pytest
 
 from kubetrain_trainer import checkpoints
 from kubetrain_trainer.data import fs
+
+from .trainer import DIGITS, Run, run_trainer
 
 EPOCH = re.compile(r"^Epoch (\d+)/(\d+)", re.MULTILINE)
 
@@ -35,44 +34,19 @@ def _viewfs_conf(hdfs: Any, tmp_path: Path) -> Path:
     return conf
 
 
-def _train(
-    epochs: int, checkpoint_dir: str, conf: Path, tmp_path: Path
-) -> subprocess.CompletedProcess[str]:
-    job = {
-        "metadata": {"name": "viewfs", "uid": "uid-viewfs"},
-        "spec": {
-            "replicas": {"worker": {"replicas": 1}},
-            "model": {"builtin": "cnn"},
-            "data": {
-                "train": "viewfs://kt/data/digits/train",
-                "validation": "viewfs://kt/data/digits/validation",
-                "format": "tfrecord",
-                "features": [{"name": "pixels", "shape": [8, 8, 1], "dtype": "float32"}],
-                "label": {"name": "label", "dtype": "int64"},
-            },
-            "training": {"epochs": epochs, "batchSizePerReplica": 32, "learningRate": 0.003},
-            "output": {"modelDir": str(tmp_path / "model"), "checkpointDir": checkpoint_dir},
+def _train(epochs: int, checkpoint_dir: str, conf: Path, tmp_path: Path) -> Run:
+    spec = {
+        "model": {"builtin": "cnn"},
+        "data": {
+            "train": "viewfs://kt/data/digits/train",
+            "validation": "viewfs://kt/data/digits/validation",
+            **DIGITS,
         },
+        "training": {"epochs": epochs, "batchSizePerReplica": 32, "learningRate": 0.003},
+        "output": {"modelDir": str(tmp_path / "model"), "checkpointDir": checkpoint_dir},
     }
-    env = {
-        **os.environ,
-        "HADOOP_CONF_DIR": str(conf),
-        "KUBETRAIN_JOB": json.dumps(job),
-        "TF_CONFIG": json.dumps({"cluster": {}, "task": {"type": "worker", "index": 0}}),
-        "KUBETRAIN_WORK_DIR": str(tmp_path / "work"),
-        "KUBETRAIN_SCRATCH_DIR": str(tmp_path / "scratch"),
-        "KUBETRAIN_TERMINATION_LOG": str(tmp_path / "termination-log"),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONUNBUFFERED": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "kubetrain_trainer"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
+    env = {"HADOOP_CONF_DIR": str(conf), "KUBETRAIN_SCRATCH_DIR": str(tmp_path / "scratch")}
+    return run_trainer(spec, env, tmp_path, uid="uid-viewfs")
 
 
 @pytest.mark.trainer
@@ -86,12 +60,12 @@ def test_viewfs_input_and_hdfs_checkpoints_resume_where_the_last_run_stopped(
     mine = f"{ckpt}/uid-viewfs/worker-0"
 
     first = _train(2, ckpt, conf, tmp_path)
-    assert first.returncode == 0, first.stderr[-4000:]
+    assert first.code == 0, first.stderr[-4000:]
     assert [int(n) for n, _ in EPOCH.findall(first.stdout)] == [1, 2]
     assert checkpoints.saved_epochs(mine) == [1, 2]
 
     second = _train(4, ckpt, conf, tmp_path)
-    assert second.returncode == 0, second.stderr[-4000:]
+    assert second.code == 0, second.stderr[-4000:]
     assert "resuming from epoch 2, the newest finished by every worker" in second.stderr
     assert [int(n) for n, _ in EPOCH.findall(second.stdout)] == [3, 4]
     assert checkpoints.saved_epochs(mine) == [3, 4]

@@ -95,6 +95,13 @@ def _new_dir(root: Path) -> Path:
     return path
 
 
+def remove_scratch() -> None:
+    """Remove this process's scratch directories now (for exits that skip atexit)."""
+    with _lock:
+        for path in _ours:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _download(remote: str, local: Path) -> None:
     with open(local, "wb") as out:
         for chunk in fs.filesystem(remote).stream(remote):
