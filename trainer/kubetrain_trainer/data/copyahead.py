@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import logging
 import os
 import shutil
 import tempfile
@@ -26,8 +25,6 @@ from pathlib import Path
 import tensorflow as tf
 
 from kubetrain_trainer.data import fs
-
-log = logging.getLogger(__name__)
 
 #: Where local copies go (an emptyDir in a pod); default: the system temp dir.
 SCRATCH_DIR_ENV = "KUBETRAIN_SCRATCH_DIR"
@@ -64,8 +61,8 @@ def _owner_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, someone else's
+        pass
     return True
 
 
