@@ -25,7 +25,6 @@ each reader's Python generator alone (no tf.data) to locate the cost.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import cProfile
 import gc
@@ -34,7 +33,6 @@ import json
 import os
 import pstats
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -154,13 +152,11 @@ class Bench:
 
     @staticmethod
     def patches(variant: str) -> contextlib.AbstractContextManager[Any]:
-        """The prototype fix a `+crc1` / `+spool` variant runs under (trainer code unchanged)."""
-        from kubetrain_trainer.data import tfrecord
+        """`+stream`: a scratch budget of 1 byte, so remote TFRecords are framed in Python."""
+        from kubetrain_trainer.data import copyahead
 
-        if variant.endswith("+crc1"):
-            return mock.patch.object(tfrecord, "records", proposal_records)
-        if variant.endswith("+spool"):
-            return mock.patch.object(tfrecord, "dataset", proposal_spooled_dataset)
+        if variant.endswith("+stream"):
+            return mock.patch.dict(os.environ, {copyahead.SCRATCH_BYTES_ENV: "1"})
         return contextlib.nullcontext()
 
     def native(self) -> Any:
@@ -241,117 +237,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# -- prototypes of proposed fixes (patched in here only, to measure them) ---------
+# -- set-up: counting records -------------------------------------------------
 
 
-def proposal_records(chunks: Any, path: str) -> Iterator[bytes]:
-    """`tfrecord.records` checking the length CRC of each stream's first record only.
-
-    Still rejects a file that is not TFRecord (its first header fails) and a
-    truncated last record; HDFS checksums the bytes themselves.
-    """
-    from kubetrain_trainer.data import tfrecord
-    from kubetrain_trainer.data.errors import DataError
-
-    header = tfrecord._HEADER
-    buf = bytearray()
-    pos = consumed = 0
-    checked = False
-    for chunk in chunks:
-        del buf[:pos]
-        consumed += pos
-        pos = 0
-        buf += chunk
-        while len(buf) - pos >= header.size:
-            length, crc = header.unpack_from(buf, pos)
-            if not checked:
-                if tfrecord.masked_crc32c(memoryview(buf)[pos : pos + 8]) != crc:
-                    raise DataError(f"{path}: not a TFRecord file (bad checksum)")
-                checked = True
-            end = pos + header.size + length + 4
-            if end > len(buf):
-                break
-            yield bytes(buf[pos + header.size : end - 4])
-            pos = end
-    if pos != len(buf):
-        raise DataError(f"{path}: truncated TFRecord at byte {consumed + pos}")
-
-
-def proposal_spooled_dataset(files: list[str], data: Any) -> Any:
-    """Remote TFRecord files copied to local scratch one file ahead, read by TFRecordDataset.
-
-    The generator runs on a tf.data thread behind `prefetch(1)`: file i+1
-    downloads while TF's C++ reader parses file i; a file is deleted once the
-    reader has moved past it, so at most 3 are on disk.
-    """
-    import shutil
-
+def reduce_count(path: str) -> int:
+    """Records in a local file the way the trainer counted before: one TF call per record."""
     import tensorflow as tf
 
-    from kubetrain_trainer.data import fs
-
-    if not fs.is_remote(files[0]):
-        return tf.data.TFRecordDataset(files)
-    scratch = tempfile.mkdtemp(prefix="kubetrain-spool-")
-    atexit.register(shutil.rmtree, scratch, True)
-
-    done: list[str] = []
-
-    def paths() -> Iterator[str]:
-        # Asked for file i+1 when the reader starts on file i: i-1 and older are finished.
-        # A new pass (repeat) starts only once the last file of the previous one is read.
-        while done:
-            os.remove(done.pop(0))
-        for i, remote in enumerate(files):
-            local = os.path.join(scratch, f"{i:05d}.tfrecord")
-            with open(local, "wb") as out:
-                for chunk in fs.filesystem(remote).stream(remote):
-                    out.write(chunk)
-            yield local
-            done.append(local)
-            while len(done) > 2:
-                os.remove(done.pop(0))
-
-    names = tf.data.Dataset.from_generator(paths, output_signature=tf.TensorSpec([], tf.string))
-    return names.prefetch(1).flat_map(tf.data.TFRecordDataset)
-
-
-def header_scan_count(path: str) -> int:
-    """Records in a local TFRecord file by reading only the 12-byte headers (proposal)."""
-    from kubetrain_trainer.data import tfrecord
-    from kubetrain_trainer.data.errors import DataError
-
-    size = os.path.getsize(path)
-    n = pos = 0
-    with open(path, "rb", buffering=0) as f:
-        fd = f.fileno()
-        while pos < size:
-            head = os.pread(fd, tfrecord._HEADER.size, pos)
-            if len(head) < tfrecord._HEADER.size:
-                break
-            length, crc = tfrecord._HEADER.unpack(head)
-            if n == 0 and tfrecord.masked_crc32c(head[:8]) != crc:
-                raise DataError(f"{path}: not a TFRecord file")
-            pos += tfrecord._HEADER.size + length + 4
-            n += 1
-    if pos != size:
-        raise DataError(f"{path}: truncated TFRecord")
-    return n
+    ds = tf.data.TFRecordDataset([path])
+    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
 def counting(bench: Bench, rounds: int) -> dict[str, Any]:
-    """Seconds to count the local TFRecord files: the trainer's way vs the header scan."""
+    """Seconds to count the local TFRecord files: the trainer's header scan vs TF's reader."""
     from kubetrain_trainer.data import pipeline, tfrecord
 
     files = file_list(bench.local["tfrecord"])
     data = data_spec("tfrecord", files[0])
     steps = {
-        "trainer `count_records` (TFRecordDataset.reduce per file)": lambda: sum(
+        "trainer `count_records` (header scan of a memory map)": lambda: sum(
             pipeline.count_records(tfrecord, files, data).values()
         ),
-        "proposal: header scan (pread of each 12-byte header)": lambda: sum(
-            header_scan_count(f) for f in files
-        ),
+        "previous: `TFRecordDataset.reduce` per file": lambda: sum(reduce_count(f) for f in files),
     }
     out: dict[str, list[float]] = {k: [] for k in steps}
     counts: dict[str, int] = {}
@@ -439,8 +346,7 @@ BASELINE_OF = {
     "hdfs:tfrecord": "tfrecord",
     "hdfs:parquet": "parquet",
     "hdfs:csv": "csv",
-    "hdfs:tfrecord+crc1": "tfrecord",
-    "hdfs:tfrecord+spool": "tfrecord",
+    "hdfs:tfrecord+stream": "tfrecord",
 }
 DESCRIBE = {
     "native": "native `TFRecordDataset` + `parse_example` (baseline)",
@@ -448,11 +354,10 @@ DESCRIBE = {
     "tfrecord+shuffle": "trainer TFRecord, local, shuffle buffer 10,000 (as in training)",
     "parquet": "trainer Parquet, local",
     "csv": "trainer CSV, local",
-    "hdfs:tfrecord": "trainer TFRecord, HDFS",
+    "hdfs:tfrecord": "trainer TFRecord, HDFS (copy-ahead to local scratch)",
     "hdfs:parquet": "trainer Parquet, HDFS",
     "hdfs:csv": "trainer CSV, HDFS",
-    "hdfs:tfrecord+crc1": "proposal: TFRecord, HDFS, length CRC of first record only",
-    "hdfs:tfrecord+spool": "proposal: TFRecord, HDFS, spooled to local scratch per file",
+    "hdfs:tfrecord+stream": "previous: TFRecord, HDFS, framed in Python (scratch budget 1 byte)",
 }
 
 
@@ -579,7 +484,9 @@ def main() -> int:
     parser.add_argument("--no-hdfs", action="store_true")
     parser.add_argument("--no-breakdown", action="store_true")
     parser.add_argument(
-        "--no-proposals", action="store_true", help="skip the prototypes of proposed fixes"
+        "--no-comparisons",
+        action="store_true",
+        help="skip the previous implementations (Python TFRecord framing, per-record counting)",
     )
     parser.add_argument("--variants", help="comma-separated subset (default: all)")
     parser.add_argument("--results", type=Path, default=common.RESULTS)
@@ -602,8 +509,8 @@ def main() -> int:
         cluster = MiniHdfs().start()
         os.environ["HADOOP_CONF_DIR"] = str(cluster.conf_dir)
         variants += ["hdfs:tfrecord", "hdfs:parquet", "hdfs:csv"]
-        if not args.no_proposals:
-            variants += ["hdfs:tfrecord+crc1", "hdfs:tfrecord+spool"]
+        if not args.no_comparisons:
+            variants += ["hdfs:tfrecord+stream"]
     if args.variants:
         wanted = args.variants.split(",")
         unknown = set(wanted) - set(variants)
@@ -628,7 +535,7 @@ def main() -> int:
                 print(json.dumps({"round": r, "variant": variant, **result}), flush=True)
         if not args.no_breakdown:
             extra["breakdown"] = breakdown(bench, 3)
-        if not args.no_proposals:
+        if not args.no_comparisons:
             extra["counting"] = counting(bench, 3)
     finally:
         if cluster is not None:

@@ -37,3 +37,15 @@ def hdfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniHdfs]:
 def hdfs_dir(hdfs: MiniHdfs) -> str:
     """A fresh directory URI on the session's HDFS for one test."""
     return f"{hdfs.url}/tests/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def hdfs_digits(hdfs: MiniHdfs, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """scikit-learn's digits as TFRecord shards in HDFS (4 train, 2 validation)."""
+    from kubetrain_trainer import datasets
+    from kubetrain_trainer.data import fs
+
+    local = datasets.digits(tmp_path_factory.mktemp("digits"))
+    uri = f"{hdfs.url}/datasets/digits"
+    fs.copy_tree(str(local), uri)
+    return uri

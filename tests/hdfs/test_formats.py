@@ -150,17 +150,34 @@ def test_tfrecord_framing_matches_tensorflow_for_any_chunking(
     assert list(tfrecord.records(chunks, path)) == records
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=3000), max_size=40))
+def test_local_header_scan_counts_what_tensorflow_wrote(records: list[bytes]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/r.tfrecord"
+        with tf.io.TFRecordWriter(path) as writer:
+            for r in records:
+                writer.write(r)
+        assert tfrecord.count(path) == len(records)
+        assert tfrecord.count(f"file://{path}") == len(records)
+
+
+@pytest.mark.parametrize("where", ["local", "hdfs"])
 def test_a_file_that_is_not_tfrecord_or_is_truncated_is_a_data_error(
-    hdfs_dir: str, tmp_path: Path
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     spec = TENSOR_SPEC
-    _write("tfrecord", f"{hdfs_dir}/good.tfrecord", _columns(5, 0), spec, tmp_path)
-    good = b"".join(fs.filesystem(hdfs_dir).stream(f"{hdfs_dir}/good.tfrecord"))
+    base = str(tmp_path / "data") if where == "local" else request.getfixturevalue("hdfs_dir")
+    _write("tfrecord", f"{base}/good.tfrecord", _columns(5, 0), spec, tmp_path)
+    good = b"".join(fs.filesystem(base).stream(f"{base}/good.tfrecord"))
     for name, data, error in [
         ("text.tfrecord", b"hello, this is not a TFRecord file", "not a TFRecord file"),
         ("cut.tfrecord", good[:-3], "truncated TFRecord"),
+        ("short.tfrecord", good[:5], "truncated TFRecord"),
     ]:
-        uri = f"{hdfs_dir}/{name}"
+        uri = f"{base}/{name}"
         with fs.filesystem(uri).create(uri) as out:
             out.write(data)
         with pytest.raises(DataError, match=error) as err:

@@ -19,17 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 KUBETRAIN = [sys.executable, "-c", "from kubetrain_operator.cli import main; main()"]
 
 
-@pytest.fixture(scope="module")
-def hdfs_digits(hdfs: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """scikit-learn's digits as TFRecord shards in HDFS (4 train, 2 validation)."""
-    from kubetrain_trainer import datasets
-
-    local = datasets.digits(tmp_path_factory.mktemp("digits"))
-    uri = f"{hdfs.url}/datasets/digits"
-    fs.copy_tree(str(local), uri)
-    return uri
-
-
 def _run(
     tmp_path: Path, train: str, validation: str, model_dir: str, **spec: Any
 ) -> subprocess.CompletedProcess[str]:

@@ -52,6 +52,20 @@ def _retryable(err: BaseException | None) -> bool:
     )
 
 
+def _corrupt_data(err: BaseException) -> bool:
+    """A record failed its checksum in TF's native reader: the input, not the code, is bad."""
+    import tensorflow as tf
+
+    return isinstance(err, tf.errors.DataLossError)
+
+
+def _copying_ahead() -> bool:
+    """Remote TFRecord files are being copied to scratch and read from there."""
+    from kubetrain_trainer.data import copyahead
+
+    return bool(copyahead.reading())
+
+
 def run(cfg: TrainerConfig) -> None:
     """Do this replica's part: predict, evaluate, serve (parameter_server) or train."""
     from kubetrain_operator.api import ReplicaType, Strategy
@@ -139,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         if outage is not None:
             log.error("retryable failure: %s", outage)
             return _fail(EXIT_RETRYABLE, outage)
+        if _corrupt_data(err) and _copying_ahead():
+            # The copy-ahead reader knows the remote file it is on: name it
+            # without re-reading a possibly huge input (that is _explain's way).
+            from kubetrain_trainer.data import tfrecord
+
+            message = str(tfrecord.corruption_error(err))
+            log.error("%s", message)
+            return _fail(EXIT_CONFIG_ERROR, message)
         if _retryable(err):
             log.error("retryable failure: %s: %s", type(err).__name__, err)
             return _fail(EXIT_RETRYABLE, f"{type(err).__name__}: {diagnosis.tf_message(err)}")

@@ -18,12 +18,11 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 from urllib.parse import urlsplit
 
+from kubetrain_trainer.data import hadoopconf
 from kubetrain_trainer.data.errors import DataError, NotFoundError
 from kubetrain_trainer.data.fs import FileInfo
 
@@ -54,17 +53,8 @@ class HdfsUnavailableError(DataError):
 
 
 def site_config() -> dict[str, str]:
-    """Properties of HADOOP_CONF_DIR's core-site.xml and hdfs-site.xml."""
-    conf_dir = os.environ.get("HADOOP_CONF_DIR")
-    props: dict[str, str] = {}
-    for name in ("core-site.xml", "hdfs-site.xml"):
-        path = Path(conf_dir or "", name)
-        if conf_dir and path.is_file():
-            for prop in ET.parse(path).getroot().iter("property"):
-                key, value = prop.findtext("name"), prop.findtext("value")
-                if key and value is not None:
-                    props[key.strip()] = value.strip()
-    return props
+    """Properties of the Hadoop conf dir's core-site.xml and hdfs-site.xml."""
+    return hadoopconf.read(hadoopconf.conf_dir())
 
 
 def timeout() -> float:
@@ -80,7 +70,8 @@ class HdfsFileSystem:
     """One namespace (`hdfs://authority` or `viewfs://cluster`) and its client."""
 
     def __init__(self, base: str) -> None:
-        self.base = base.rstrip("/")
+        # "hdfs://" (no authority: fs.defaultFS) must keep its slashes.
+        self.base = base if base.endswith("://") else base.rstrip("/")
         self._lock = threading.Lock()
         self._client: Any = None
 
@@ -143,7 +134,7 @@ class HdfsFileSystem:
             if self._client is None:
                 import hdfs_native
 
-                site = site_config()
+                site = hadoopconf.check(self.base)
                 overrides = {k: v for k, v in FAIL_FAST.items() if k not in site}
                 authority = urlsplit(self.base).netloc
                 url = self.base if authority else None  # hdfs:/// means fs.defaultFS

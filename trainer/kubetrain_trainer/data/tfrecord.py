@@ -1,14 +1,24 @@
 """tf.Example records in TFRecord files, parsed a batch at a time.
 
 Local files go through tf.data's native reader (fastest). TensorFlow has no
-HDFS filesystem, so remote files are streamed through `fs` and framed here in
-Python, ~1,000 records per generator call (one call per record is ~50x
-slower). Only each record's length CRC is checked: it catches a file that is
-not TFRecord; HDFS already checksums the bytes themselves end to end.
+HDFS filesystem, so remote files are copied to local scratch one file ahead
+of that same reader (`copyahead`); only when two files do not fit the scratch
+budget are they streamed through `fs` and framed here in Python, ~1,000
+records per generator call (one call per record is ~50x slower; the framing
+still costs ~40% of the throughput).
+
+Every file is counted before training (`count`), which rejects a file that is
+not TFRecord or is truncated with an error naming it. The native reader also
+checks each record's data CRC; its "corrupted record" error names no file, so
+`corruption_error` adds the remote file being read.
 """
 
 from __future__ import annotations
 
+import logging
+import mmap
+import os
+import re
 import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -17,8 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from kubetrain_operator.api import DataSpec, FeatureSpec
-from kubetrain_trainer.data import fs
+from kubetrain_trainer.data import copyahead, fs
 from kubetrain_trainer.data.errors import DataError
+
+log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": tf.float32, "int64": tf.int64, "string": tf.string}
 _HEADER = struct.Struct("<QI")  # record length, masked CRC32C of the length
@@ -117,22 +129,87 @@ def parse(raw_batches: tf.data.Dataset, data: DataSpec) -> tf.data.Dataset:
     )
 
 
+def scan(buf: bytes | mmap.mmap, path: str) -> int:
+    """Records in a whole TFRecord file's bytes, reading only the 12-byte headers.
+
+    The first header's CRC says the file is TFRecord; the last record must end
+    exactly at the end of the file. The native reader checks the rest.
+
+    Raises:
+        DataError: not a TFRecord file, or a truncated last record.
+    """
+    size = len(buf)
+    if size >= _HEADER.size and masked_crc32c(buf[:8]) != _HEADER.unpack_from(buf)[1]:
+        raise DataError(f"{path}: not a TFRecord file (bad checksum at byte 0)")
+    unpack, head, n, pos, last = _HEADER.unpack_from, _HEADER.size, 0, 0, 0
+    while pos + head <= size:
+        last = pos
+        pos += head + unpack(buf, pos)[0] + 4
+        n += 1
+    if pos != size:
+        raise DataError(f"{path}: truncated TFRecord at byte {last if pos > size else pos}")
+    return n
+
+
 def count(path: str, data: DataSpec | None = None) -> int:
-    """Records in one file (a scan of the framing, no parsing; remote files are read once)."""
+    """Records in one file, checking its framing (no parsing).
+
+    Local files are memory-mapped so only the pages holding headers are read;
+    remote files are streamed once and framed in full.
+    """
     if fs.is_remote(path):
         return sum(1 for _ in records(fs.filesystem(path).stream(path), path))
-    ds = tf.data.TFRecordDataset([path])
-    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    local = path.removeprefix("file://")
+    with open(local, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return 0
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return scan(buf, path)
 
 
 def dataset(files: list[str], data: DataSpec) -> tf.data.Dataset:
     """Serialized records of `files`, one element each, in file order."""
     if not fs.is_remote(files[0]):
         return tf.data.TFRecordDataset(files)
+    sizes = [_size(f) for f in files]
+    root = copyahead.scratch_root()
+    need, room = copyahead.peak_bytes(sizes), copyahead.budget(root)
+    if need <= room:
+        return copyahead.dataset(files, tf.data.TFRecordDataset)
+    log.warning(
+        "TFRecord files need %d bytes of scratch in %s, %d allowed (%s): framing them in "
+        "Python instead, which is slower",
+        need,
+        root,
+        room,
+        copyahead.SCRATCH_BYTES_ENV,
+    )
     batches = tf.data.Dataset.from_generator(
         lambda: record_batches(files), output_signature=tf.TensorSpec([None], tf.string)
     )
     return batches.unbatch()
+
+
+def _size(path: str) -> int:
+    info = fs.filesystem(path).info(path)
+    if info is None:
+        raise DataError(f"{path}: input file disappeared")
+    return info.size
+
+
+def corruption_error(err: BaseException) -> DataError:
+    """A DataError for TF's "corrupted record at N", naming the remote file(s) being read.
+
+    TF's message names no file. Each copy-ahead pipeline knows the file its
+    reader is on, so the bad file is among those named: one per live
+    pipeline (a trainer has two at most, training and validation).
+    """
+    message = getattr(err, "message", None) or str(err)
+    first = (message.strip().splitlines() or [""])[0]
+    first = re.sub(r"^\{\{.*?\}\}\s*|\s*\[Op:.*$", "", first)  # TF's op context
+    where = copyahead.reading()
+    files = f" in {' or '.join(where)}" if where else ""
+    return DataError(f"corrupt TFRecord data{files}: {first}")
 
 
 def write(path: str, features: dict[str, Any], num: int) -> None:
