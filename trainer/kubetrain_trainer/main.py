@@ -8,11 +8,10 @@ user code (permanent); 138 a retryable runtime failure such as a lost peer
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import sys
 
+from kubetrain_trainer import termination
 from kubetrain_trainer.config import (
     EXIT_CONFIG_ERROR,
     EXIT_OK,
@@ -24,8 +23,6 @@ from kubetrain_trainer.config import (
 )
 
 log = logging.getLogger("kubetrain_trainer")
-# Kubernetes keeps at most 4096 bytes of a termination message.
-TERMINATION_MESSAGE_CHARS = 1024
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -193,7 +190,5 @@ def _fail(code: int, message: str) -> int:
     The operator copies it into the job's Failed/Restarting condition, so a
     user sees "no input files match '/data/x'" instead of only an exit code.
     """
-    path = os.environ.get("KUBETRAIN_TERMINATION_LOG", "/dev/termination-log")
-    with contextlib.suppress(OSError), open(path, "w") as f:
-        f.write(message.strip()[:TERMINATION_MESSAGE_CHARS])
+    termination.write(message)
     return code

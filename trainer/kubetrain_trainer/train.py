@@ -20,6 +20,7 @@ from kubetrain_trainer import (
     peers,
     progress,
     ps,
+    termination,
 )
 from kubetrain_trainer import strategy as strategies
 from kubetrain_trainer.config import ConfigError, TrainerConfig
@@ -197,6 +198,7 @@ def run(cfg: TrainerConfig) -> dict[str, float]:
     state.update(state="succeeded", metrics=metrics)
     if cfg.is_reporter:
         print(json.dumps({"event": "finished", "metrics": metrics}), flush=True)
+        termination.write_final_progress(state.snapshot())
     if server is not None:
         if has_watchers(cfg):
             time.sleep(peers.LINGER_SECONDS)
