@@ -89,7 +89,7 @@ class Operator:
         """Services first, so DNS names exist before the pods look them up."""
         wanted = [r for r in plan.replicas(job) if r.name in names]
         services = [plan.service(job, r, self.settings.plan) for r in wanted]
-        pods = [plan.pod(job, r, self.settings.plan) for r in wanted]
+        pods = plan.pods(job, wanted, self.settings.plan)
         limit = self.settings.max_concurrent_creates
         new_services = self.kube.create_all(services, limit)
         new_pods = self.kube.create_all(pods, limit)
