@@ -19,6 +19,40 @@ from kubetrain_operator.reconciler import Operator
 from kubetrain_operator.settings import OperatorSettings
 
 
+class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """No diff-base: only event handlers here, and kopf's default deep-copies
+    every body on every event (15% of the CPU at 512 workers) to diff it."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        pass
+
+
+class NoProgress(kopf.AnnotationsProgressStorage):
+    """No handler progress: event handlers are never retried by kopf, so it
+    has nothing to write on user objects."""
+
+    def fetch(self, *, key: Any, body: Any) -> Any:
+        return None
+
+    def store(self, *, key: Any, record: Any, body: Any, patch: Any) -> None:
+        pass
+
+    def purge(self, *, key: Any, body: Any, patch: Any) -> None:
+        pass
+
+    def touch(self, *, body: Any, patch: Any, value: Any) -> None:
+        pass
+
+    def clear(self, *, essence: Any) -> Any:
+        return essence
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """All operator settings in one place."""
@@ -29,8 +63,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = 300
     settings.networking.error_backoffs = [1, 2, 5, 10]
     settings.execution.max_workers = 16
+    settings.persistence.diffbase_storage = NoDiffBase()
+    settings.persistence.progress_storage = NoProgress()
     kube.load_config()
-    operator = Operator(OperatorSettings.from_env(), kube.Kube())
+    ours = OperatorSettings.from_env()
+    operator = Operator(ours, kube.Kube(pool_size=ours.max_concurrent_creates + 8))
     memo.operator = operator
     threading.Thread(target=operator.resync_forever, name="resync", daemon=True).start()
 
@@ -48,13 +85,13 @@ def job_event(event: kopf.RawEvent, name: str, namespace: str, memo: kopf.Memo, 
         operator.forget(namespace, name)
         return
     operator.remember(namespace, name)
-    operator.reconcile(namespace, name)
+    operator.request(namespace, name)
 
 
 @kopf.on.event("", "v1", "pods", labels={plan.LABEL_JOB: kopf.PRESENT})
 def pod_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     """A replica pod changed: reconcile its job."""
-    memo.operator.reconcile(namespace, labels[plan.LABEL_JOB])
+    memo.operator.request(namespace, labels[plan.LABEL_JOB])
 
 
 @kopf.on.probe(id="jobs")

@@ -1,8 +1,9 @@
 """One job's reconcile, end to end: read, decide (status.py), act, report.
 
 The decision is pure; this module only gathers the inputs and carries out
-the actions. A lock per job serialises reconciles triggered at the same time
-by a job event, pod events and the resync loop.
+the actions. Job events, pod events and the resync loop only *request* a
+reconcile: requests made while one runs fold into one more (coalesce.py), and
+a lock per job keeps direct `reconcile` calls from overlapping them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from kubetrain_operator import kube, metrics, plan, status
 from kubetrain_operator.api import TrainingJob, TrainingJobStatus, format_errors
+from kubetrain_operator.coalesce import Coalescer
 from kubetrain_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,9 @@ class Operator:
         self.phases: dict[tuple[str, str], str] = {}
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self._stop = threading.Event()
+        self._requests: Coalescer[tuple[str, str]] = Coalescer(
+            lambda key, poll: self.reconcile(*key, poll_progress=poll)
+        )
 
     def remember(self, namespace: str, name: str) -> None:
         self.known.add((namespace, name))
@@ -41,6 +46,11 @@ class Operator:
         self.known.discard((namespace, name))
         self.phases.pop((namespace, name), None)
         self._locks.pop((namespace, name), None)
+        self._requests.discard((namespace, name))
+
+    def request(self, namespace: str, name: str, poll_progress: bool = False) -> None:
+        """Reconcile the job now, or fold into the reconcile of it already running."""
+        self._requests.request((namespace, name), poll_progress)
 
     def reconcile(self, namespace: str, name: str, poll_progress: bool = False) -> None:
         with self._locks[(namespace, name)], metrics.RECONCILE_SECONDS.time():
@@ -126,7 +136,7 @@ class Operator:
         while not self._stop.wait(self.settings.resync_seconds):
             for namespace, name in sorted(self.known):
                 try:
-                    self.reconcile(namespace, name, poll_progress=True)
+                    self.request(namespace, name, poll_progress=True)
                 except Exception:
                     log.exception("resync of %s/%s failed; will retry", namespace, name)
 
