@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 
 from kubetrain_operator import api, kube, plan
-from kubetrain_operator.reconciler import Operator
+from kubetrain_operator.reconciler import RECONCILE_WORKERS, Operator
 from kubetrain_operator.settings import OperatorSettings
 
 
@@ -67,7 +67,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.progress_storage = NoProgress()
     kube.load_config()
     ours = OperatorSettings.from_env()
-    operator = Operator(ours, kube.Kube(pool_size=ours.max_concurrent_creates + 8))
+    client = kube.Kube(
+        max_concurrent_creates=ours.max_concurrent_creates, other_callers=RECONCILE_WORKERS
+    )
+    operator = Operator(ours, client)
     memo.operator = operator
     threading.Thread(target=operator.resync_forever, name="resync", daemon=True).start()
 
@@ -78,8 +81,13 @@ def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def job_event(event: kopf.RawEvent, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    """Any change to a job (or the initial listing): reconcile it."""
+async def job_event(
+    event: kopf.RawEvent, name: str, namespace: str, memo: kopf.Memo, **_: Any
+) -> None:
+    """Any change to a job (or the initial listing): reconcile it.
+
+    Async because it only queues (workqueue.py): no executor thread per event.
+    """
     operator: Operator = memo.operator
     if event["type"] == "DELETED":
         operator.forget(namespace, name)
@@ -89,7 +97,7 @@ def job_event(event: kopf.RawEvent, name: str, namespace: str, memo: kopf.Memo, 
 
 
 @kopf.on.event("", "v1", "pods", labels={plan.LABEL_JOB: kopf.PRESENT})
-def pod_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def pod_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     """A replica pod changed: reconcile its job."""
     memo.operator.request(namespace, labels[plan.LABEL_JOB])
 

@@ -30,15 +30,24 @@ def load_config() -> None:
 class Kube:
     """Thin wrappers over the API calls the operator makes (see manifests/rbac.yaml)."""
 
-    def __init__(self, api_client: client.ApiClient | None = None, pool_size: int = 24) -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient | None = None,
+        *,
+        max_concurrent_creates: int = 16,
+        other_callers: int = 8,
+    ) -> None:
+        """`max_concurrent_creates` bounds creates of all jobs together;
+        `other_callers` is how many threads make other calls at once."""
         if api_client is None:
             # The client's default pool is cpu_count * 5 connections (10 on 2
-            # cores); fewer than the concurrent creates means most of them open
-            # a new TLS connection and throw it away.
+            # cores); fewer than the callers means most requests open a new TLS
+            # connection and throw it away.
             cfg = client.Configuration.get_default_copy()
-            cfg.connection_pool_maxsize = pool_size
+            cfg.connection_pool_maxsize = max_concurrent_creates + other_callers
             api_client = client.ApiClient(cfg)
         self.api_client = api_client
+        self._creates = ThreadPoolExecutor(max_concurrent_creates, thread_name_prefix="create")
         self.core = client.CoreV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
 
@@ -84,12 +93,9 @@ class Kube:
             raise
         return True
 
-    def create_all(self, objects: list[dict[str, Any]], concurrency: int) -> int:
-        """Create objects concurrently (bounded); return how many were new."""
-        if not objects:
-            return 0
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(objects)))) as pool:
-            return sum(pool.map(self.create, objects))
+    def create_all(self, objects: list[dict[str, Any]]) -> int:
+        """Create objects on the shared create threads; return how many were new."""
+        return sum(self._creates.map(self.create, objects))
 
     def delete_pods(self, namespace: str, names: Iterable[str]) -> None:
         for name in names:
