@@ -14,6 +14,9 @@ FROM base AS operator
 LABEL org.opencontainers.image.title="kubetrain-operator" \
       org.opencontainers.image.description="kopf operator for TrainingJob resources"
 RUN pip install ".[operator]" && rm -rf /src
+# Two glibc malloc arenas, not one per thread: the operator's threads otherwise
+# fragment them with big pod listings (RSS about 1 GiB instead of 250 MiB).
+ENV MALLOC_ARENA_MAX=2
 USER 1000
 ENTRYPOINT ["python", "-m", "kubetrain_operator"]
 

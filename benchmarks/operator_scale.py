@@ -24,6 +24,13 @@ peak RSS (VmHWM from /proc).
 
     .venv/bin/python benchmarks/operator_scale.py                 # 64,256,512 x3
     .venv/bin/python benchmarks/operator_scale.py --sizes 64 --repeats 1 --no-write
+    .venv/bin/python benchmarks/operator_scale.py --many-jobs 1000 --replicas-per-job 4
+
+``--many-jobs J`` runs J jobs of ``--replicas-per-job`` workers at once
+instead of one job per size: time until all J jobs say Running, operator CPU
+and peak RSS, reconciles and API requests per job (the operator's
+kubetrain_api_requests_total) against the minimum; written to
+benchmarks/operator_scale_many.json.
 
 Appends a section to benchmarks/results.md and writes raw numbers as JSON next
 to it (benchmarks/operator_scale.json); ``--plot`` also draws the PNG via
@@ -63,7 +70,7 @@ OP_NS = "bench-kubetrain"  # the only namespace the operator watches
 BASE_NS = "bench-baseline"  # unwatched: baseline objects are created by hand
 LABEL_JOB = "kubetrain.io/job-name"
 IMAGE = "kubetrain/trainer:test"
-RUN_TIMEOUT = 300.0
+RUN_TIMEOUT = 600.0
 VARIANTS = ("kubetrain", "baseline-sync", "baseline-async")
 
 
@@ -99,10 +106,21 @@ def job_doc(name: str, namespace: str, workers: int) -> dict[str, Any]:
 
 
 def _observe(
-    kubeconfig: str, namespace: str, job: str, n: int, want_status: bool, ready: Any, out: Any
+    kubeconfig: str,
+    namespace: str,
+    job: str | None,
+    n: int,
+    want_status: bool,
+    ready: Any,
+    out: Any,
+    jobs: int = 1,
 ) -> None:
-    """Watch pods, services (and the job) of one run; put absolute monotonic
-    times of each milestone on ``out``. Runs in its own process."""
+    """Watch pods, services (and the jobs) of one run; put absolute monotonic
+    times of each milestone on ``out``. Runs in its own process.
+
+    ``job`` None: every job of the namespace; ``jobs`` of them must say Running
+    with ``n // jobs`` active workers each, and ``n`` is all their pods.
+    """
     import threading
 
     from kubernetes import client, config
@@ -110,7 +128,9 @@ def _observe(
 
     api = config.new_client_from_config(config_file=kubeconfig)
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    selector = f"{LABEL_JOB}={job}"
+    selector = f"{LABEL_JOB}={job}" if job else LABEL_JOB
+    per_job = n // jobs
+    running_jobs: set[str] = set()
     lock = threading.Lock()
     pods: set[str] = set()
     running: set[str] = set()
@@ -152,9 +172,11 @@ def _observe(
     def on_job(kind: str, obj: dict[str, Any]) -> None:
         status = obj.get("status") or {}
         active = ((status.get("replicaStatuses") or {}).get("worker") or {}).get("active")
-        if status.get("phase") == "Running" and active == n:
+        if kind != "DELETED" and status.get("phase") == "Running" and active == per_job:
             with lock:
-                mark("status_running")
+                running_jobs.add(obj["metadata"]["name"])
+                if len(running_jobs) >= jobs:
+                    mark("status_running")
 
     def stream(lister: Any, handler: Any, **kw: Any) -> None:
         """List, then watch from that resourceVersion; resume after the server
@@ -226,7 +248,7 @@ def _observe(
             namespace,
             "trainingjobs",
         )
-        watches.append((lister, on_job, {"field_selector": f"metadata.name={job}"}))
+        watches.append((lister, on_job, {"field_selector": f"metadata.name={job}"} if job else {}))
     for lister, handler, kw in watches:
         threading.Thread(target=stream, args=(lister, handler), kwargs=kw, daemon=True).start()
     for _ in watches:
@@ -240,6 +262,7 @@ def _observe(
                 "pods": len(pods),
                 "services": len(services),
                 "running": len(running),
+                "running_jobs": len(running_jobs),
                 "errors": errors,
                 "reconnects": len(reconnects),
             }
@@ -250,12 +273,20 @@ def _observe(
 
 
 class Observer:
-    def __init__(self, kubeconfig: Path, namespace: str, job: str, n: int, want_status: bool):
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        job: str | None,
+        n: int,
+        want_status: bool,
+        jobs: int = 1,
+    ):
         ctx = mp.get_context("spawn")
         self.ready, self.out = ctx.Event(), ctx.Queue()
         self.proc = ctx.Process(
             target=_observe,
-            args=(str(kubeconfig), namespace, job, n, want_status, self.ready, self.out),
+            args=(str(kubeconfig), namespace, job, n, want_status, self.ready, self.out, jobs),
             daemon=True,
         )
 
@@ -296,6 +327,18 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def api_requests(metrics_text: str) -> dict[str, float]:
+    """The operator's kubetrain_api_requests_total, as {"verb resource": count}."""
+    out: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("kubetrain_api_requests_total{"):
+            labels, value = line[len("kubetrain_api_requests_total{") :].rsplit("}", 1)
+            kv = dict(part.split("=", 1) for part in labels.split(","))
+            key = f"{kv['verb'].strip(chr(34))} {kv['resource'].strip(chr(34))}"
+            out[key] = float(value)
+    return out
 
 
 def reconcile_stats(metrics_text: str) -> tuple[float, float]:
@@ -407,11 +450,12 @@ class Bench:
             "kubetrain.io", "v1alpha1", ns, "trainingjobs", doc
         )
 
-    def count(self, kind: str, ns: str, job: str) -> int:
+    def count(self, kind: str, ns: str, job: str | None) -> int:
         lister = (
             self.core.list_namespaced_pod if kind == "pods" else self.core.list_namespaced_service
         )
-        resp = lister(ns, label_selector=f"{LABEL_JOB}={job}", _preload_content=False)
+        selector = f"{LABEL_JOB}={job}" if job else LABEL_JOB
+        resp = lister(ns, label_selector=selector, _preload_content=False)
         return len(json.loads(resp.data)["items"])
 
     def cleanup(self, ns: str, job: str) -> None:
@@ -444,6 +488,107 @@ class Bench:
             time.sleep(1)
         else:
             raise RuntimeError(f"cleanup of {ns}/{job} did not finish")
+
+    def cleanup_all(self, ns: str) -> None:
+        """Every job of the namespace, then their pods (grace 0) and services."""
+        from kubernetes.client.exceptions import ApiException
+
+        self.custom.delete_collection_namespaced_custom_object(
+            "kubetrain.io", "v1alpha1", ns, "trainingjobs"
+        )
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            left = self.custom.list_namespaced_custom_object(
+                "kubetrain.io", "v1alpha1", ns, "trainingjobs", limit=1
+            )
+            if not left["items"]:
+                break
+            time.sleep(1)
+        while time.monotonic() < deadline:
+            try:
+                self.core.delete_collection_namespaced_pod(
+                    ns, label_selector=LABEL_JOB, grace_period_seconds=0
+                )
+                self.core.delete_collection_namespaced_service(ns, label_selector=LABEL_JOB)
+            except ApiException as err:  # 504: thousands of deletes outlast one request
+                if err.status not in (500, 504):
+                    raise
+            if self.count("pods", ns, None) == 0 and self.count("services", ns, None) == 0:
+                break
+            time.sleep(2)
+        else:
+            raise RuntimeError(f"cleanup of {ns} did not finish")
+
+    def run_many(self, variant: str, jobs: int, replicas: int, rep: int) -> dict[str, Any]:
+        """`jobs` TrainingJobs of `replicas` workers each, created at once (16 in flight).
+
+        kubetrain: timed from the first job create. Baseline: the jobs exist
+        beforehand (owners only, unwatched namespace); timed from the first of
+        the same pods and services, created by the plain client.
+        """
+        ns = OP_NS if variant == "kubetrain" else BASE_NS
+        total = jobs * replicas
+        docs = [job_doc(f"m{rep}-{variant[0]}{i}", ns, replicas) for i in range(jobs)]
+        result: dict[str, Any] = {
+            "variant": variant,
+            "n": total,
+            "jobs": jobs,
+            "replicas": replicas,
+            "rep": rep,
+        }
+        with ThreadPoolExecutor(max_workers=self.conc) as pool:
+            if variant == "kubetrain":
+                with Observer(self.cluster.kubeconfig, ns, None, total, True, jobs) as obs:
+                    text = self.operator_metrics()
+                    rec0, api0 = reconcile_stats(text), api_requests(text)
+                    cpu0, t0 = cpu_seconds(self.pid), time.monotonic()
+                    list(pool.map(self.create_job, docs))
+                    result["jobs_created"] = time.monotonic() - t0
+                    res = obs.result()
+                    result["operator_cpu_s"] = cpu_seconds(self.pid) - cpu0
+                    text = self.operator_metrics()
+                    result["reconciles"] = reconcile_stats(text)[0] - rec0[0]
+                    result["reconciles_per_job"] = result["reconciles"] / jobs
+                    api1 = api_requests(text)
+                    result["api_per_job"] = {
+                        k: (v - api0.get(k, 0.0)) / jobs for k, v in api1.items()
+                    }
+                    result["api_requests_per_job"] = sum(result["api_per_job"].values())
+                    if self.after_running > 0:
+                        cpu1 = cpu_seconds(self.pid)
+                        time.sleep(self.after_running)
+                        text = self.operator_metrics()
+                        result["after_running_s"] = self.after_running
+                        result["after_running_cpu_s"] = cpu_seconds(self.pid) - cpu1
+                        result["after_running_reconciles"] = (
+                            reconcile_stats(text)[0] - rec0[0] - result["reconciles"]
+                        )
+            else:
+                bodies = list(pool.map(self.create_job, docs))
+                services: list[dict] = []
+                pods: list[dict] = []
+                for body in bodies:
+                    s, p = planned_objects(body)
+                    services += s
+                    pods += p
+                create = create_sync if variant == "baseline-sync" else create_async
+                with Observer(self.cluster.kubeconfig, ns, None, total, False, jobs) as obs:
+                    t0 = time.monotonic()
+                    create(self.sa_kubeconfig, services, pods, self.conc)
+                    result["client_done"] = time.monotonic() - t0
+                    res = obs.result()
+        for key in ("first_pod", "objects", "pods_running", "status_running"):
+            if key in res:
+                result[key] = res[key] - t0
+        result["running"] = result.get("status_running", result.get("pods_running"))
+        result["counts"] = {k: res[k] for k in ("pods", "services", "running", "running_jobs")}
+        result["operator_rss_mib"] = rss_mib(self.pid)
+        missing = [k for k in ("objects", "running") if result.get(k) is None]
+        if missing:
+            raise RuntimeError(f"{variant} {jobs}x{replicas} rep={rep}: no {missing}: {res}")
+        self.cleanup_all(ns)
+        time.sleep(5)  # let the operator forget the deleted jobs
+        return result
 
     def run(self, variant: str, n: int, rep: int) -> dict[str, Any]:
         job = f"s{n}-r{rep}-{variant.split('-')[-1]}"
@@ -515,6 +660,9 @@ def summarize(results: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
                         "operator_cpu_s",
                         "operator_rss_mib",
                         "reconciles",
+                        "jobs_created",
+                        "reconciles_per_job",
+                        "api_requests_per_job",
                         "after_running_cpu_s",
                         "after_running_reconciles",
                     )
@@ -669,6 +817,89 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown_many(report: dict[str, Any]) -> str:
+    """The results.md section of a many-jobs run (``--many-jobs``)."""
+    env, cfg, extra = report["env"], report["config"], report["extra"]
+    cell, rcell = common.cell, common.ratio_cell
+    jobs, replicas = cfg["many_jobs"], cfg["replicas_per_job"]
+    (row,) = report["summary"].values()
+    mine = [r for r in report["results"] if r["variant"] == "kubetrain"]
+    kinds = sorted({k for r in mine for k in r.get("api_per_job", {})})
+    api = {k: common.summary([r["api_per_job"].get(k, 0.0) for r in mine]) for k in kinds}
+    minimum = 2 * replicas + 1
+
+    def c(variant: str, key: str, digits: int = 1) -> str:
+        stats = (row.get(variant) or {}).get(key)
+        return cell(stats, digits) if stats else "-"
+
+    def r(key: str) -> str:
+        stats = row["ratio"].get(key)
+        return rcell(stats) if stats else "-"
+
+    title = f"Operator scale: {jobs:,} TrainingJobs x {replicas} workers at once"
+    if cfg.get("label"):
+        title += f" ({cfg['label']})"
+    lines = [
+        f"## {title}, {env['date']}",
+        "",
+        f"Command: `{cfg['command']}`",
+        "",
+        f"Machine: {env['machine']}; load average {env['load at start']} at start, "
+        f"{extra['load at end']} at end (shared machine).",
+        "",
+        f"Versions: {env['versions']}.",
+        "",
+        f"Setup as in the single-job runs (kwok with {cfg['nodes']} fake nodes, "
+        f"KUBETRAIN_MAX_CONCURRENT_CREATES={cfg['concurrency']}, "
+        f"KUBETRAIN_RESYNC_SECONDS={cfg['resync']}"
+        + (f", {cfg['operator_env']}" if cfg.get("operator_env") else "")
+        + f"). kubetrain: the bench posts {jobs:,} TrainingJobs ({cfg['concurrency']} in "
+        f"flight), timed from the first post. Baselines: the same {jobs * replicas:,} "
+        f"services then {jobs * replicas:,} pods, built beforehand by kubetrain's planner, "
+        f"created with {cfg['concurrency']} requests in flight (*sync* threads, *async* "
+        f"aiohttp). {cfg['repeats']} rounds, order rotated; seconds as median (min-max).",
+        "",
+        "| variant | jobs posted | all pods + services | all pods Running | Running |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for variant in VARIANTS:
+        if variant in row:
+            lines.append(
+                f"| {variant} | {c(variant, 'jobs_created')} | {c(variant, 'objects')} "
+                f"| {c(variant, 'pods_running')} | {c(variant, 'running')} |"
+            )
+    lines += [
+        "",
+        f"*Running* for kubetrain: all {jobs:,} jobs' status says Running with {replicas} "
+        "active workers; for the baselines: all pods Running.",
+        "",
+        f"Paired ratios kubetrain / faster baseline: objects {r('objects/best')}, "
+        f"Running {r('running/best')}.",
+        "",
+        f"Operator: CPU {c('kubetrain', 'operator_cpu_s')} s from the first post to all "
+        f"Running; peak RSS (VmHWM) {extra['peak_rss_mib']:.0f} MiB over the run "
+        f"({extra['idle_rss_mib']:.0f} MiB idle); reconciles per job "
+        f"{c('kubetrain', 'reconciles_per_job')}.",
+        "",
+        f"API requests per job until all Running: {c('kubetrain', 'api_requests_per_job')} "
+        f"in all, against a minimum of {minimum} ({replicas} pod + {replicas} service "
+        "creates + 1 status write):",
+        "",
+        "| request | per job |",
+        "|---|---:|",
+    ]
+    lines += [f"| {k} | {cell(v, 1)} |" for k, v in api.items()]
+    k = row.get("kubetrain") or {}
+    if "after_running_cpu_s" in k:
+        lines += [
+            "",
+            f"After all Running, over the next {cfg.get('after_running', 0):.0f} s: operator "
+            f"CPU {cell(k['after_running_cpu_s'], 1)} s, "
+            f"{cell(k['after_running_reconciles'])} reconciles.",
+        ]
+    return "\n".join([*lines, ""])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="64,256,512")
@@ -680,6 +911,13 @@ def main() -> int:
         "--variants", default=",".join(VARIANTS), help="subset of " + ",".join(VARIANTS)
     )
     parser.add_argument("--label", default="", help="a name for this run in results.md")
+    parser.add_argument(
+        "--many-jobs",
+        type=int,
+        default=0,
+        help="instead of --sizes: this many jobs at once (--replicas-per-job workers each)",
+    )
+    parser.add_argument("--replicas-per-job", type=int, default=4)
     parser.add_argument(
         "--after-running",
         type=float,
@@ -705,7 +943,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.from_json:
         report = json.loads(args.from_json.read_text())
-        print(markdown(report))
+        print((markdown_many if report["config"].get("many_jobs") else markdown)(report))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     variants = [v for v in args.variants.split(",") if v]
@@ -761,7 +999,12 @@ def main() -> int:
                 bench.kwok = kwok
                 bench.operator_metrics = operator.metrics
                 bench.after_running = args.after_running
-                for n in sizes:
+                for rep in range(args.repeats) if args.many_jobs else ():
+                    for variant in common.rotated(variants, rep):
+                        res = bench.run_many(variant, args.many_jobs, args.replicas_per_job, rep)
+                        results.append(res)
+                        print(json.dumps(res), flush=True)
+                for n in () if args.many_jobs else sizes:
                     for rep in range(args.repeats):
                         for variant in common.rotated(variants, rep):
                             res = bench.run(variant, n, rep)
@@ -785,6 +1028,8 @@ def main() -> int:
             "nodes": args.nodes,
             "resync": args.resync,
             "after_running": args.after_running,
+            "many_jobs": args.many_jobs,
+            "replicas_per_job": args.replicas_per_job,
             "operator_env": " ".join(args.operator_env),
         },
         "extra": {
@@ -796,6 +1041,15 @@ def main() -> int:
         "results": results,
         "summary": summarize(results),
     }
+    if args.many_jobs:
+        text = markdown_many(report)
+        print(text)
+        if args.json is not None:
+            args.json.write_text(json.dumps(report, indent=1) + "\n")
+        if not args.no_write:
+            (HERE / "operator_scale_many.json").write_text(json.dumps(report, indent=1) + "\n")
+            common.append_section(text)
+        return 0
     if args.plot:
         from benchmarks.plot_operator_scale import plot
 

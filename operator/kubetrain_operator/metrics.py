@@ -13,6 +13,11 @@ RECONCILE_SECONDS = Histogram(
 RECONCILE_ERRORS = Counter("kubetrain_reconcile_errors_total", "Reconciles that raised.")
 OBJECTS_CREATED = Counter("kubetrain_objects_created_total", "Pods and services created.", ["kind"])
 RESTARTS = Counter("kubetrain_restarts_total", "Pod or worker-group restarts.")
+API_REQUESTS = Counter(
+    "kubetrain_api_requests_total",
+    "Requests to the Kubernetes API made by reconciles (kopf's watches not included).",
+    ["verb", "resource"],
+)
 
 
 def serve(port: int) -> None:

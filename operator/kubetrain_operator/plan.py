@@ -92,10 +92,19 @@ def cluster_spec(job: TrainingJob, address_of: AddressOf) -> dict[str, list[str]
     return cluster
 
 
-def tf_config(job: TrainingJob, replica: Replica, address_of: AddressOf) -> str:
-    """The TF_CONFIG of one replica, in the form TFJob users already know."""
+def tf_config(
+    job: TrainingJob,
+    replica: Replica,
+    address_of: AddressOf,
+    *,
+    cluster: dict[str, list[str]] | None = None,
+) -> str:
+    """The TF_CONFIG of one replica, in the form TFJob users already know.
+
+    Pass `cluster` (the job's `cluster_spec`) when planning many replicas.
+    """
     config = {
-        "cluster": cluster_spec(job, address_of),
+        "cluster": cluster if cluster is not None else cluster_spec(job, address_of),
         "task": {"type": replica.type.value, "index": replica.index},
         "environment": "cloud",
     }
@@ -122,12 +131,22 @@ def job_env(job: TrainingJob) -> str:
 
 
 def trainer_env(
-    job: TrainingJob, replica: Replica, address_of: AddressOf, progress_port: int
+    job: TrainingJob,
+    replica: Replica,
+    address_of: AddressOf,
+    progress_port: int,
+    *,
+    cluster: dict[str, list[str]] | None = None,
+    job_json: str | None = None,
 ) -> dict[str, str]:
-    """Environment shared by pods and local processes."""
+    """Environment shared by pods and local processes.
+
+    `cluster` and `job_json` are the job's `cluster_spec` and `job_env`, when
+    the caller already built them once for all replicas.
+    """
     return {
-        "TF_CONFIG": tf_config(job, replica, address_of),
-        "KUBETRAIN_JOB": job_env(job),
+        "TF_CONFIG": tf_config(job, replica, address_of, cluster=cluster),
+        "KUBETRAIN_JOB": job_json if job_json is not None else job_env(job),
         "KUBETRAIN_REPLICA_TYPE": replica.type.value,
         "KUBETRAIN_REPLICA_INDEX": str(replica.index),
         "KUBETRAIN_PROGRESS_PORT": str(progress_port),
@@ -256,12 +275,45 @@ POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 
 
-def pod(job: TrainingJob, replica: Replica, settings: Settings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class JobParts:
+    """What every pod of one job has in common, built once per job: rebuilt per
+    pod, the cluster spec makes planning N pods O(N²) and the spec is dumped N
+    times (a third of the operator's CPU at 512 workers)."""
+
+    address_of: AddressOf
+    cluster: dict[str, list[str]]
+    job_json: str
+    reporter: Replica
+
+
+def job_parts(job: TrainingJob, settings: Settings) -> JobParts:
+    address_of = service_address(job, settings)
+    return JobParts(address_of, cluster_spec(job, address_of), job_env(job), reporter(job))
+
+
+def pods(job: TrainingJob, wanted: list[Replica], settings: Settings) -> list[dict[str, Any]]:
+    """The Pods of `wanted`, sharing one `JobParts`."""
+    parts = job_parts(job, settings)
+    return [pod(job, r, settings, parts) for r in wanted]
+
+
+def pod(
+    job: TrainingJob, replica: Replica, settings: Settings, parts: JobParts | None = None
+) -> dict[str, Any]:
     """The Pod of one replica. Pods never restart in place: the operator
     recreates them, so every restart counts against backoffLimit."""
     spec = getattr(job.spec.replicas, replica.type.value)
+    parts = parts or job_parts(job, settings)
     env = {
-        **trainer_env(job, replica, service_address(job, settings), settings.progress_port),
+        **trainer_env(
+            job,
+            replica,
+            parts.address_of,
+            settings.progress_port,
+            cluster=parts.cluster,
+            job_json=parts.job_json,
+        ),
         **_tpu_env(job, replica, settings),
         **_hdfs_env(job),
     }
@@ -269,7 +321,7 @@ def pod(job: TrainingJob, replica: Replica, settings: Settings) -> dict[str, Any
     env_list += [e.wire() for e in spec.env]
     volumes, mounts = _volumes(job)
     ports = [{"name": PORT_NAME, "containerPort": settings.port}]
-    if replica == reporter(job):
+    if replica == parts.reporter:
         ports.append({"name": PROGRESS_PORT_NAME, "containerPort": settings.progress_port})
     container = {
         "name": CONTAINER,
@@ -371,4 +423,4 @@ def network_policy(job: TrainingJob, settings: Settings) -> dict[str, Any]:
 def plan(job: TrainingJob, settings: Settings) -> list[dict[str, Any]]:
     """Every object the operator creates for a job: services first, then pods."""
     planned = replicas(job)
-    return [service(job, r, settings) for r in planned] + [pod(job, r, settings) for r in planned]
+    return [service(job, r, settings) for r in planned] + pods(job, planned, settings)

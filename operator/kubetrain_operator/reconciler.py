@@ -1,8 +1,9 @@
 """One job's reconcile, end to end: read, decide (status.py), act, report.
 
 The decision is pure; this module only gathers the inputs and carries out
-the actions. A lock per job serialises reconciles triggered at the same time
-by a job event, pod events and the resync loop.
+the actions. Job events, pod events and the resync loop only *request* a
+reconcile (workqueue.py: requests made while one waits or runs fold into one
+more); a lock per job keeps direct `reconcile` calls from overlapping them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from pydantic import ValidationError
 from kubetrain_operator import kube, metrics, plan, status
 from kubetrain_operator.api import TrainingJob, TrainingJobStatus, format_errors
 from kubetrain_operator.settings import OperatorSettings
+from kubetrain_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 INVALID_SPEC = "InvalidSpec"
 RUNNING_PHASES = ("Running", "Restarting")
+# Reconciles in parallel. Mostly GIL-bound CPU and short reads; creates of all
+# jobs share the Kube's pool of KUBETRAIN_MAX_CONCURRENT_CREATES threads.
+RECONCILE_WORKERS = 8
 
 
 class Operator:
@@ -33,6 +38,11 @@ class Operator:
         self.phases: dict[tuple[str, str], str] = {}
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self._stop = threading.Event()
+        self._requests: WorkQueue[tuple[str, str]] = WorkQueue(
+            lambda key, poll: self.reconcile(*key, poll_progress=poll),
+            RECONCILE_WORKERS,
+            "reconcile",
+        )
 
     def remember(self, namespace: str, name: str) -> None:
         self.known.add((namespace, name))
@@ -41,6 +51,11 @@ class Operator:
         self.known.discard((namespace, name))
         self.phases.pop((namespace, name), None)
         self._locks.pop((namespace, name), None)
+        self._requests.discard((namespace, name))
+
+    def request(self, namespace: str, name: str, poll_progress: bool = False) -> None:
+        """Queue a reconcile of the job, unless one is already waiting; returns at once."""
+        self._requests.request((namespace, name), poll_progress)
 
     def reconcile(self, namespace: str, name: str, poll_progress: bool = False) -> None:
         with self._locks[(namespace, name)], metrics.RECONCILE_SECONDS.time():
@@ -89,10 +104,9 @@ class Operator:
         """Services first, so DNS names exist before the pods look them up."""
         wanted = [r for r in plan.replicas(job) if r.name in names]
         services = [plan.service(job, r, self.settings.plan) for r in wanted]
-        pods = [plan.pod(job, r, self.settings.plan) for r in wanted]
-        limit = self.settings.max_concurrent_creates
-        new_services = self.kube.create_all(services, limit)
-        new_pods = self.kube.create_all(pods, limit)
+        pods = plan.pods(job, wanted, self.settings.plan)
+        new_services = self.kube.create_all(services)
+        new_pods = self.kube.create_all(pods)
         metrics.OBJECTS_CREATED.labels(kind="Service").inc(new_services)
         metrics.OBJECTS_CREATED.labels(kind="Pod").inc(new_pods)
         log.info("%s: created %d pods, %d services", job.metadata.name, new_pods, new_services)
@@ -125,13 +139,11 @@ class Operator:
         """Reconcile every known job periodically: deadlines, timeouts, TTL, progress."""
         while not self._stop.wait(self.settings.resync_seconds):
             for namespace, name in sorted(self.known):
-                try:
-                    self.reconcile(namespace, name, poll_progress=True)
-                except Exception:
-                    log.exception("resync of %s/%s failed; will retry", namespace, name)
+                self.request(namespace, name, poll_progress=True)
 
     def stop(self) -> None:
         self._stop.set()
+        self._requests.stop()
 
 
 def _is_replica(pod: dict) -> bool:

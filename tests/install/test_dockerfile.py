@@ -111,6 +111,12 @@ def test_operator_user_is_the_deployment_user() -> None:
     assert int(user) == effective_security(deployment)["runAsUser"]
 
 
+def test_operator_image_limits_malloc_arenas_like_the_deployment() -> None:
+    """`docker run` of the image keeps the RSS the Deployment gets, not 1 GiB."""
+    env = dict(e.split("=", 1) for e in BY_NAME["operator"].args("ENV"))
+    assert env.get("MALLOC_ARENA_MAX") == "2"
+
+
 def _pip_installs(stage: Stage) -> list[list[str]]:
     installs = []
     for run in stage.args("RUN"):

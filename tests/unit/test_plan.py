@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import given, settings
+
 from kubetrain_operator import plan
 from kubetrain_operator.api import MAX_JOB_NAME_LENGTH, ReplicaType, TrainingJob
 
 from .conftest import make_job
+from .specs import jobs
 
 SETTINGS = plan.Settings(default_image="trainer:test")
 
@@ -190,3 +193,19 @@ def test_network_policy_admits_only_the_job_and_the_operator() -> None:
     assert not _allowed(policy, SETTINGS.operator_namespace, operator, tf_port)
     assert not _allowed(policy, ns, operator, progress)
     assert not _allowed(policy, SETTINGS.operator_namespace, {"app": "other"}, progress)
+
+
+@given(jobs())
+@settings(max_examples=40, deadline=None)
+def test_planning_many_pods_at_once_equals_one_by_one(doc: dict[str, Any]) -> None:
+    """The operator plans a job's missing pods together (`plan.pods`); every
+    pod must be exactly what planning it alone gives, for any subset."""
+    job = TrainingJob.model_validate(doc)
+    planned = plan.replicas(job)
+    address_of = plan.service_address(job, SETTINGS)
+    for wanted in (planned, planned[1::2]):
+        pods = plan.pods(job, wanted, SETTINGS)
+        assert pods == [plan.pod(job, r, SETTINGS) for r in wanted]
+        for replica, pod in zip(wanted, pods, strict=True):
+            alone = plan.trainer_env(job, replica, address_of, SETTINGS.progress_port)
+            assert alone.items() <= _env(pod).items()
