@@ -50,6 +50,7 @@ class Kube:
         self._creates = ThreadPoolExecutor(max_concurrent_creates, thread_name_prefix="create")
         self.core = client.CoreV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
+        self.networking = client.NetworkingV1Api(self.api_client)
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         metrics.API_REQUESTS.labels(verb="get", resource=api.PLURAL).inc()
@@ -75,14 +76,15 @@ class Kube:
         return json.loads(_body(resp))["items"]
 
     def create(self, obj: dict[str, Any]) -> bool:
-        """Create a Pod or Service; False when it already exists (409 is fine)."""
+        """Create a Pod, Service or NetworkPolicy; False when it already exists (409 is fine)."""
         namespace = obj["metadata"]["namespace"]
-        metrics.API_REQUESTS.labels(verb="create", resource=obj["kind"].lower() + "s").inc()
-        creator = (
-            self.core.create_namespaced_pod
-            if obj["kind"] == "Pod"
-            else self.core.create_namespaced_service
-        )
+        kind = obj["kind"]
+        metrics.API_REQUESTS.labels(verb="create", resource=kind.lower() + "s").inc()
+        creator = {
+            "Pod": self.core.create_namespaced_pod,
+            "Service": self.core.create_namespaced_service,
+            "NetworkPolicy": self.networking.create_namespaced_network_policy,
+        }[kind]
         try:
             # Nobody reads the created object: skip deserialising it into a model.
             # Errors still raise ApiException (the client checks the status).

@@ -101,10 +101,15 @@ class Operator:
             self.kube.delete_job(namespace, name)
 
     def _create(self, job: TrainingJob, names: set[str]) -> None:
-        """Services first, so DNS names exist before the pods look them up."""
+        """Services (and the job's NetworkPolicy) first, so DNS names exist
+        and the pods are fenced before they start."""
         wanted = [r for r in plan.replicas(job) if r.name in names]
         services = [plan.service(job, r, self.settings.plan) for r in wanted]
         pods = plan.pods(job, wanted, self.settings.plan)
+        if self.settings.network_policy and self.kube.create(
+            plan.network_policy(job, self.settings.plan)
+        ):
+            metrics.OBJECTS_CREATED.labels(kind="NetworkPolicy").inc()
         new_services = self.kube.create_all(services)
         new_pods = self.kube.create_all(pods)
         metrics.OBJECTS_CREATED.labels(kind="Service").inc(new_services)

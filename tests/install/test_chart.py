@@ -424,9 +424,27 @@ def test_leader_election_is_in_the_release_namespace() -> None:
     deployment = one(rendered, "Deployment")
     assert field_refs(deployment) == {
         "KUBETRAIN_LEADER_ELECTION_NAMESPACE": "metadata.namespace",
+        "KUBETRAIN_OPERATOR_NAMESPACE": "metadata.namespace",
         "POD_NAME": "metadata.name",
     }
     assert OperatorSettings.from_env(env(deployment)).leader_election_namespace == "platform"
+
+
+def test_job_network_policies_admit_this_release_and_can_be_turned_off() -> None:
+    """The per-job policies admit this release's operator pods (not another
+    release's); with jobNetworkPolicy false the operator neither creates them
+    nor holds the RBAC to."""
+    deployment = one(render(release="ops", namespace="platform"), "Deployment")
+    settings = OperatorSettings.from_env(env(deployment))
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert settings.network_policy
+    assert dict(settings.plan.operator_labels).items() <= pod_labels.items()
+    assert dict(settings.plan.operator_labels)["app.kubernetes.io/instance"] == "ops"
+
+    rendered = render(sets=("jobNetworkPolicy=false",))
+    assert not OperatorSettings.from_env(env(one(rendered, "Deployment"))).network_policy
+    rules = one(rendered, "ClusterRole")["rules"]
+    assert "networkpolicies" not in {res for rule in rules for res in rule["resources"]}
 
 
 @pytest.mark.parametrize("replicas", [2, 3])
@@ -458,7 +476,7 @@ def test_without_leader_election_one_replica_recreated() -> None:
     deployment = one(rendered, "Deployment")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    assert field_refs(deployment) == {}
+    assert field_refs(deployment) == {"KUBETRAIN_OPERATOR_NAMESPACE": "metadata.namespace"}
     assert OperatorSettings.from_env(env(deployment)).leader_election_namespace is None
     assert_secure(deployment)
     assert_probes(deployment)

@@ -129,6 +129,18 @@ def test_deployment_env_parses_with_the_operator_settings() -> None:
     assert (settings.max_concurrent_creates, settings.resync_seconds) == (16, 5)
 
 
+def test_job_network_policies_admit_the_progress_poll_of_this_deployment() -> None:
+    """Per-job NetworkPolicies let pods with the operator labels in its own
+    namespace (from the downward API) poll progress: this Deployment's pods."""
+    settings = OperatorSettings.from_env({**env(DEPLOYMENT), "KUBETRAIN_OPERATOR_NAMESPACE": "x"})
+    assert settings.network_policy
+    assert settings.plan.operator_namespace == "x"
+    assert dict(settings.plan.operator_labels).items() <= POD_LABELS.items()
+    rules = one(load_manifest("rbac.yaml"), "ClusterRole")["rules"]
+    policies = {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"]}
+    assert {**policies, "verbs": ["create"]} in rules
+
+
 def test_metrics_service_targets_the_metrics_port() -> None:
     service = one(load_manifest("service.yaml"), "Service")
     assert service["spec"]["selector"].items() <= POD_LABELS.items()
@@ -152,6 +164,7 @@ def test_deployment_elects_a_leader_in_its_own_namespace() -> None:
     """The Lease namespace and the replica's identity come from the downward API."""
     assert field_refs(DEPLOYMENT) == {
         "KUBETRAIN_LEADER_ELECTION_NAMESPACE": "metadata.namespace",
+        "KUBETRAIN_OPERATOR_NAMESPACE": "metadata.namespace",
         "POD_NAME": "metadata.name",
     }
     settings = OperatorSettings.from_env(env(DEPLOYMENT))

@@ -72,6 +72,12 @@ helm.sh/chart: {{ include "kubetrain.chart" . }}
 - apiGroups: [""]
   resources: [services]
   verbs: [create]
+{{- if .Values.jobNetworkPolicy }}
+# One NetworkPolicy per job: only the job's own pods reach its TF port.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [create]
+{{- end }}
 # Events on TrainingJobs (ours and kopf's warnings).
 - apiGroups: ["", events.k8s.io]
   resources: [events]
