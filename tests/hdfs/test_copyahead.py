@@ -14,8 +14,7 @@ import tensorflow as tf
 
 from kubetrain_trainer.data import copyahead, fs, tfrecord
 from kubetrain_trainer.data.errors import DataError
-
-from .trainer import DIGITS, run_trainer
+from tests.trainer.replica import DIGITS, run_trainer
 
 
 def _put_records(uri: str, records: list[bytes], tmp: Path) -> None:

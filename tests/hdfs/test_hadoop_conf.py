@@ -9,8 +9,7 @@ import pytest
 
 from kubetrain_trainer.data import files, hadoopconf
 from kubetrain_trainer.data.hadoopconf import HadoopConfigError
-
-from .trainer import DIGITS, run_trainer
+from tests.trainer.replica import DIGITS, run_trainer
 
 HA = {
     "dfs.nameservices": "prod",

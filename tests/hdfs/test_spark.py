@@ -21,9 +21,10 @@ import yaml
 
 from kubetrain_operator.api import DataSpec
 from kubetrain_trainer.data import files, fs, parquet, tfrecord
+from tests.trainer import runner
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBETRAIN = [sys.executable, "-c", "from kubetrain_operator.cli import main; main()"]
+KUBETRAIN = runner.KUBETRAIN
 DIGITS = 1797  # scikit-learn's digits
 
 
@@ -108,15 +109,7 @@ def test_two_workers_train_on_spark_prepared_parquet(
     doc["spec"]["output"]["modelDir"] = model_dir
     job = tmp_path / "job.yaml"
     job.write_text(yaml.safe_dump(doc))
-    result = subprocess.run(
-        [*KUBETRAIN, "run", str(job), "--work-dir", str(tmp_path / "work")],
-        capture_output=True,
-        text=True,
-        timeout=540,
-        cwd=tmp_path,
-        env=hdfs.env(),
-        check=False,
-    )
+    result = runner.run(job, tmp_path, env=hdfs.env())
 
     assert result.returncode == 0, result.stdout[-4000:]
     assert "strategy multi_worker_mirrored: 2 workers in TF_CONFIG" in result.stdout

@@ -5,37 +5,20 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kubetrain_trainer.data import fs
-
-ROOT = Path(__file__).resolve().parents[2]
-KUBETRAIN = [sys.executable, "-c", "from kubetrain_operator.cli import main; main()"]
+from tests.trainer import runner
 
 
 def _run(
     tmp_path: Path, train: str, validation: str, model_dir: str, **spec: Any
 ) -> subprocess.CompletedProcess[str]:
-    doc = yaml.safe_load((ROOT / "examples" / "digits-local.yaml").read_text())
-    doc["spec"]["data"].update(train=train, validation=validation)
-    doc["spec"]["output"]["modelDir"] = model_dir
-    doc["spec"].update(spec)
-    job = tmp_path / "job.yaml"
-    job.write_text(yaml.safe_dump(doc))
-    return subprocess.run(
-        [*KUBETRAIN, "run", str(job), "--work-dir", str(tmp_path / "work")],
-        capture_output=True,
-        text=True,
-        timeout=540,
-        cwd=tmp_path,
-        check=False,
-    )
+    return runner.run(runner.job_file(tmp_path, train, validation, model_dir, **spec), tmp_path)
 
 
 @pytest.mark.trainer

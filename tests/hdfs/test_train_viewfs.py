@@ -12,8 +12,7 @@ import pytest
 
 from kubetrain_trainer import checkpoints
 from kubetrain_trainer.data import fs
-
-from .trainer import DIGITS, Run, run_trainer
+from tests.trainer.replica import DIGITS, Run, run_trainer
 
 EPOCH = re.compile(r"^Epoch (\d+)/(\d+)", re.MULTILINE)
 

@@ -16,10 +16,18 @@ KUBETRAIN = [sys.executable, "-c", "from kubetrain_operator.cli import main; mai
 
 def digits_job(digits: Path, tmp_path: Path, name: str = "job.yaml", **spec: Any) -> Path:
     """examples/digits-local.yaml on `digits`, with top-level spec fields merged in."""
+    train, validation = str(digits / "train"), str(digits / "validation")
+    return job_file(tmp_path, train, validation, str(tmp_path / "model"), name, **spec)
+
+
+def job_file(
+    tmp_path: Path, train: str, validation: str, model_dir: str, name: str = "job.yaml", **spec: Any
+) -> Path:
+    """examples/digits-local.yaml reading `train`/`validation` (paths or URIs),
+    writing its model to `model_dir`, with top-level spec fields merged in."""
     doc = yaml.safe_load((ROOT / "examples" / "digits-local.yaml").read_text())
-    doc["spec"]["data"]["train"] = str(digits / "train")
-    doc["spec"]["data"]["validation"] = str(digits / "validation")
-    doc["spec"]["output"]["modelDir"] = str(tmp_path / "model")
+    doc["spec"]["data"].update(train=train, validation=validation)
+    doc["spec"]["output"]["modelDir"] = model_dir
     for key, value in spec.items():
         current = doc["spec"].get(key)
         doc["spec"][key] = {**current, **value} if isinstance(current, dict) else value
@@ -32,8 +40,10 @@ def run_command(job: Path, tmp_path: Path) -> list[str]:
     return [*KUBETRAIN, "run", str(job), "--work-dir", str(tmp_path / "work")]
 
 
-def run(job: Path, tmp_path: Path, timeout: int = 540) -> subprocess.CompletedProcess[str]:
-    """`kubetrain run job` to the end, output captured."""
+def run(
+    job: Path, tmp_path: Path, timeout: int = 540, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`kubetrain run job` to the end, output captured; `env` replaces this process's."""
     return subprocess.run(
         run_command(job, tmp_path),
         capture_output=True,
@@ -41,7 +51,7 @@ def run(job: Path, tmp_path: Path, timeout: int = 540) -> subprocess.CompletedPr
         timeout=timeout,
         cwd=tmp_path,
         check=False,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
     )
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import socket
-import subprocess
-import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+
+from tests.trainer.replica import run_trainer
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
@@ -36,44 +33,25 @@ def test_unreachable_tpu_fails_within_the_timeout(tmp_path: Path) -> None:
     # Inputs are checked before anything else: they must exist to reach the TPU step.
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "part-0.tfrecord").write_bytes(b"")
-    job = {
-        "metadata": {"name": "tpu", "uid": "u-1"},
-        "spec": {
-            "replicas": {"worker": {"replicas": 1}},
-            "tpu": {
-                "accelerator": "v5litepod-8",
-                "topology": "2x4",
-                "address": tpu_address,
-                "connectTimeoutSeconds": 3,
-            },
-            "data": {
-                "train": str(tmp_path / "train"),
-                "features": [{"name": "x", "shape": [4]}],
-                "label": {"name": "y", "dtype": "int64"},
-            },
+    spec = {
+        "tpu": {
+            "accelerator": "v5litepod-8",
+            "topology": "2x4",
+            "address": tpu_address,
+            "connectTimeoutSeconds": 3,
+        },
+        "data": {
+            "train": str(tmp_path / "train"),
+            "features": [{"name": "x", "shape": [4]}],
+            "label": {"name": "y", "dtype": "int64"},
         },
     }
-    env = {
-        **os.environ,
-        "KUBETRAIN_JOB": json.dumps(job),
-        "TF_CONFIG": json.dumps({"cluster": {}, "task": {"type": "worker", "index": 0}}),
-        "KUBETRAIN_WORK_DIR": str(tmp_path),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "kubetrain_trainer"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=170,
-        check=False,
-    )
-    elapsed = time.monotonic() - started
+    result = run_trainer(spec, {}, tmp_path, timeout=170)
+    elapsed = result.seconds
     lines = result.stderr.splitlines()
     connecting = next(line for line in lines if "connecting to the TPU at" in line)
     error = next(line for line in lines if " ERROR kubetrain_trainer" in line)
-    assert result.returncode == 2, result.stderr[-3000:]  # a configuration error, not retried
+    assert result.code == 2, result.stderr[-3000:]  # a configuration error, not retried
     assert f"grpc://{tpu_address}" in error and "within 3 s" in error, error
     assert "spec.tpu.connectTimeoutSeconds" in error
     waited = (_at(error) - _at(connecting)).total_seconds()

@@ -29,14 +29,18 @@ class Run:
 
 
 def run_trainer(
-    spec: dict[str, Any], env: dict[str, str], tmp_path: Path, uid: str = "uid-1"
+    spec: dict[str, Any],
+    env: dict[str, str],
+    tmp_path: Path,
+    uid: str = "uid-1",
+    timeout: float = 400,
 ) -> Run:
     """Run one single-worker replica of a job with `spec` to its end.
 
     HADOOP_CONF_DIR and HADOOP_HOME come only from `env`, so the caller decides the config.
     """
     job = {
-        "metadata": {"name": "hdfs-test", "uid": uid},
+        "metadata": {"name": "replica-test", "uid": uid},
         "spec": {"replicas": {"worker": {"replicas": 1}}, **spec},
     }
     termination = tmp_path / "termination-log"
@@ -58,7 +62,7 @@ def run_trainer(
         env=full,
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=timeout,
         check=False,
     )
     message = termination.read_text() if termination.exists() else ""
