@@ -152,6 +152,29 @@ def test_consecutive_restarts_are_spaced_by_a_doubling_back_off(
     print(f"\nrestart k -> replacement pods created after (s): {gaps} (back-off 2, 4, 8)")
 
 
+@pytest.mark.timeout(300)
+def test_deleting_a_job_during_its_restart_back_off(
+    cluster: Cluster, operator: RunningOperator, digits_host_dir: Path, out_dir: Path
+) -> None:
+    """Deleted while waiting: children are collected and the back-off's end,
+    which the operator scheduled, finds nothing to do and recreates nothing."""
+    ns = base._namespace(cluster, "e2e-backoff-delete")
+    doc = _flaky_job("doomed", ns, digits_host_dir, out_dir, always=True)
+    doc["spec"]["runPolicy"] = {"restartBackoffSeconds": 15, "maxRestartBackoffSeconds": 15}
+    base._apply(cluster, doc)
+    _wait_phase(cluster, ns, "doomed", ("Restarting",), 240, operator.log)
+    ends = time.monotonic() + 15
+    cluster.kubectl("delete", "trainingjob", "doomed", "-n", ns, "--wait=true")
+
+    def children() -> str:
+        return cluster.kubectl("get", "pods,svc", "-n", ns, "-o", "name").stdout.strip()
+
+    base._wait("children garbage-collected", lambda: not children(), 90, operator.log)
+    time.sleep(max(0.0, ends - time.monotonic()) + 3)
+    assert not children()
+    assert "requeued reconcile of e2e-backoff-delete" not in operator.log()
+
+
 @pytest.mark.timeout(240)
 def test_active_deadline_ends_a_job_that_would_wait_forever(
     cluster: Cluster, operator: RunningOperator, digits_host_dir: Path, out_dir: Path
