@@ -39,6 +39,8 @@ MAX_JOB_NAME_LENGTH = 63 - len("-worker-4095")
 DNS_1035 = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 ENTRYPOINT = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 TPU_TOPOLOGY = r"^[1-9][0-9]*x[1-9][0-9]*(x[1-9][0-9]*)?$"
+# A restart back-off longer than a day is a job that should have failed.
+MAX_RESTART_BACKOFF_SECONDS = 86400
 
 # A Kubernetes resource quantity: `4Gi`, `500m` or a plain number.
 Quantity = Annotated[str | int, WithJsonSchema({"x-kubernetes-int-or-string": True})]
@@ -325,6 +327,19 @@ class RunPolicy(Model):
     scheduling_timeout_seconds: int = Field(
         default=600, ge=1, description="Fail as Unschedulable when pods stay Pending this long."
     )
+    restart_backoff_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=MAX_RESTART_BACKOFF_SECONDS,
+        description="Wait before the first restart's pods are created; each further restart "
+        "waits twice as long (kubelet's CrashLoopBackOff). 0 restarts at once.",
+    )
+    max_restart_backoff_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=MAX_RESTART_BACKOFF_SECONDS,
+        description="Longest wait before a restart: the doubling stops here.",
+    )
 
 
 # --- cross-field rules: one place, two evaluators -----------------------------
@@ -408,6 +423,14 @@ SPEC_RULES = [
         field_path=".replicas.chief",
         check=lambda s: (
             s.replicas.count(ReplicaType.PS) == 0 or s.replicas.count(ReplicaType.CHIEF) == 1
+        ),
+    ),
+    Rule(
+        cel="self.runPolicy.restartBackoffSeconds <= self.runPolicy.maxRestartBackoffSeconds",
+        message="restartBackoffSeconds must not exceed maxRestartBackoffSeconds",
+        field_path=".runPolicy.restartBackoffSeconds",
+        check=lambda s: (
+            s.run_policy.restart_backoff_seconds <= s.run_policy.max_restart_backoff_seconds
         ),
     ),
     Rule(
@@ -548,6 +571,11 @@ class TrainingJobStatus(Model):
     completion_time: str | None = Field(default=None, description="When it succeeded or failed.")
     restart_count: int = Field(
         default=0, description="Restarts of pods or of the worker group (vs backoffLimit)."
+    )
+    last_restart_time: str | None = Field(
+        default=None,
+        description="When the latest restart began; its pods are created once the "
+        "restart back-off has passed.",
     )
     observed_generation: int | None = Field(
         default=None, description="The spec generation this status describes."

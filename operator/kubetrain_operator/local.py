@@ -4,8 +4,9 @@ Each replica gets the same TF_CONFIG a pod would, with addresses on
 127.0.0.1 and free ports. Logs are streamed with a replica prefix, the
 reporter's progress endpoint drives a progress bar, and when one replica
 fails every replica stops (TF's collectives cannot go on without it). A
-retryable failure restarts the whole group, within runPolicy.backoffLimit,
-and BackupAndRestore resumes from the last finished epoch.
+retryable failure restarts the whole group, within runPolicy.backoffLimit and
+after the same restart back-off as on a cluster, and BackupAndRestore resumes
+from the last finished epoch.
 """
 
 from __future__ import annotations
@@ -235,7 +236,9 @@ def run(
             console.print(f"[bold red]kubetrain[/]: {job.metadata.name} failed")
             return outcome.exit_code if 0 < outcome.exit_code < 256 else 1
         restarts += 1
+        delay = policy.restart_delay(job.spec.run_policy, restarts).total_seconds()
         console.print(
             f"[bold yellow]kubetrain[/]: restarting all replicas "
-            f"({restarts}/{job.spec.run_policy.backoff_limit})"
+            f"({restarts}/{job.spec.run_policy.backoff_limit}) after a {delay:.0f}s back-off"
         )
+        time.sleep(delay)

@@ -37,6 +37,8 @@ class Operator:
         self.known: set[tuple[str, str]] = set()
         self.phases: dict[tuple[str, str], str] = {}
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+        self._timers: dict[tuple[str, str], threading.Timer] = {}
+        self._timers_lock = threading.Lock()
         self._stop = threading.Event()
         self._requests: WorkQueue[tuple[str, str]] = WorkQueue(
             lambda key, poll: self.reconcile(*key, poll_progress=poll),
@@ -52,6 +54,7 @@ class Operator:
         self.phases.pop((namespace, name), None)
         self._locks.pop((namespace, name), None)
         self._requests.discard((namespace, name))
+        self._requeue(namespace, name, None)
 
     def request(self, namespace: str, name: str, poll_progress: bool = False) -> None:
         """Queue a reconcile of the job, unless one is already waiting; returns at once."""
@@ -99,6 +102,28 @@ class Operator:
         if actions.delete_job:
             log.info("deleting %s/%s: ttlSecondsAfterFinished passed", namespace, name)
             self.kube.delete_job(namespace, name)
+        self._requeue(namespace, name, actions.requeue_after)
+
+    def _requeue(self, namespace: str, name: str, delay: float | None) -> None:
+        """Reconcile the job again in `delay` seconds (None: not at all).
+
+        A restart back-off ends without any event to announce it; waiting for
+        the next resync would stretch it by up to resync_seconds. The newest
+        decision replaces an older timer, and the status keeps the back-off,
+        so a restarted operator schedules it again from its first listing.
+        """
+        key = (namespace, name)
+        with self._timers_lock:
+            old = self._timers.pop(key, None)
+            if old is not None:
+                old.cancel()
+            if delay is None or self._stop.is_set():
+                return
+            # A hair late rather than early: early finds the back-off not over yet.
+            timer = threading.Timer(delay + 0.05, self.request, key)
+            timer.daemon = True
+            self._timers[key] = timer
+            timer.start()
 
     def _create(self, job: TrainingJob, names: set[str]) -> None:
         """Services (and the job's NetworkPolicy) first, so DNS names exist
@@ -148,6 +173,10 @@ class Operator:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._timers_lock:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
         self._requests.stop()
 
 

@@ -4,7 +4,7 @@ No I/O: handlers.py lists the pods, calls `reconcile`, and carries out the
 returned actions. The order follows Kubeflow's reconcile loop: finished?
 clean up; suspended? hold; past the deadline or the scheduling timeout?
 fail; a failed replica? restart within backoffLimit or fail; succeeded?
-finish; else create what is missing.
+finish; a restart back-off not over yet? wait; else create what is missing.
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ class Actions:
     delete: list[str] = field(default_factory=list)
     delete_job: bool = False
     events: list[Event] = field(default_factory=list)
+    # Reconcile again this many seconds from now: a restart back-off ends then.
+    requeue_after: float | None = None
 
 
 def timestamp(now: datetime) -> str:
@@ -256,6 +258,16 @@ def _failure(job: TrainingJob, pods: list[PodView]) -> PodView | None:
     )
 
 
+def _next_attempt(job: TrainingJob, status: TrainingJobStatus) -> str:
+    """When the latest restart's pods will be created, for the condition message."""
+    delay = policy.restart_delay(job.spec.run_policy, status.restart_count)
+    started = parse_time(status.last_restart_time)
+    if not delay or started is None:
+        return "; new pods now"
+    seconds = int(delay.total_seconds())
+    return f"; new pods after a {seconds}s back-off, at {timestamp(started + delay)}"
+
+
 def reconcile(
     job: TrainingJob, pods: list[PodView], now: datetime, generation: int | None = None
 ) -> Actions:
@@ -283,7 +295,8 @@ def reconcile(
         return b.actions
 
     if run.suspend:
-        status.phase, status.start_time = "Suspended", None
+        # Resuming is a decision already taken later than any failure: no back-off then.
+        status.phase, status.start_time, status.last_restart_time = "Suspended", None, None
         b.condition("Running", False, SUSPENDED, "job is suspended")
         b.condition("Suspended", True, SUSPENDED, "spec.runPolicy.suspend is true; pods deleted")
         b.actions.delete = [p.name for p in pods if not p.terminating]
@@ -321,8 +334,12 @@ def reconcile(
         if policy.should_restart(run, code, status.restart_count):
             status.restart_count += 1
             status.phase = "Restarting"
+            status.last_restart_time = timestamp(now)
             b.actions.delete = _restart_group(job, failed, pods)
-            msg = f"{detail}; restart {status.restart_count} of backoffLimit {run.backoff_limit}"
+            msg = (
+                f"{detail}; restart {status.restart_count} of backoffLimit {run.backoff_limit}"
+                f"{_next_attempt(job, status)}"
+            )
             b.condition("Running", False, RESTARTING, msg)
             b.condition("Restarting", True, RESTARTING, msg, warn=True)
             return b.actions
@@ -334,6 +351,12 @@ def reconcile(
             "ExitCode": "restartPolicy ExitCode: codes 1-127 are permanent",
         }.get(run.restart_policy, "")
         return b.finish(job, pods, False, FAILED_POD, f"{detail}; {rule}".rstrip("; "))
+
+    wait = policy.restart_wait(run, status.restart_count, parse_time(status.last_restart_time), now)
+    if wait > timedelta(0):
+        status.phase = "Restarting"
+        b.actions.requeue_after = wait.total_seconds()
+        return b.actions
 
     planned = plan.replicas(job)
     b.actions.create = [r.name for r in planned if r.name not in by_name]

@@ -80,6 +80,8 @@ def jobs(draw: st.DrawFn) -> dict[str, Any]:
                     "backoffLimit": st.integers(0, 10),
                     "cleanPodPolicy": st.sampled_from(["All", "Running", "None"]),
                     "activeDeadlineSeconds": st.integers(1, 10**6),
+                    # At most the default cap (300), so the spec stays valid.
+                    "restartBackoffSeconds": st.integers(0, 300),
                 },
             )
         ),

@@ -37,6 +37,12 @@ BREAKAGES = [
     ("spec.training.learningRate", 0, "spec.training.learningRate: Input should be greater than 0"),
     ("spec.runPolicy.restartPolicy", "Always", "spec.runPolicy.restartPolicy: Input should be"),
     ("spec.runPolicy.cleanPodPolicy", "Some", "spec.runPolicy.cleanPodPolicy"),
+    (
+        "spec.runPolicy.restartBackoffSeconds",
+        301,
+        "spec.runPolicy.restartBackoffSeconds: restartBackoffSeconds must not exceed",
+    ),
+    ("spec.runPolicy.maxRestartBackoffSeconds", 86401, "spec.runPolicy.maxRestartBackoffSeconds"),
     ("spec.strategy", "horovod", "spec.strategy: Input should be"),
     ("spec.data.format", "xml", "spec.data.format"),
     ("spec.model.entrypoint", "not a path", "spec.model.entrypoint: String should match pattern"),
@@ -93,5 +99,7 @@ def test_defaults_follow_kubeflow() -> None:
         "Running",
         3,
     )
+    # kubelet's CrashLoopBackOff starts at 10 s and stops doubling at 5 min.
+    assert (policy.restart_backoff_seconds, policy.max_restart_backoff_seconds) == (10, 300)
     assert job.spec.replicas.worker is not None and job.spec.replicas.worker.replicas == 1
     assert job.spec.success_policy == "chief"

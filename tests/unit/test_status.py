@@ -121,10 +121,15 @@ def test_worker_failure_restarts_the_whole_group_once() -> None:
     terminating = [pod(p.name, p.phase, p.exit_code, terminating=True) for p in pods[:3]]
     again = step(job, [*terminating, pod("mnist-evaluator-0")])
     assert again.status.restart_count == 1 and again.create == []
-    # Once they are gone they are recreated, and the job runs again.
-    recreated = step(job, [pod("mnist-evaluator-0")])
+    # Once they are gone and the 10 s back-off has passed they are recreated,
+    # and the job runs again.
+    waiting = step(job, [pod("mnist-evaluator-0")])
+    assert waiting.create == [] and waiting.requeue_after == 10
+    later = NOW + timedelta(seconds=10)
+    recreated = step(job, [pod("mnist-evaluator-0")], later)
     assert recreated.create == ["mnist-chief-0", "mnist-worker-0", "mnist-worker-1"]
-    assert step(job, running(job)).status.phase == "Running"
+    assert recreated.requeue_after is None
+    assert step(job, running(job), later).status.phase == "Running"
     assert cond(job, "Restarting") == "False"
 
 
@@ -267,3 +272,86 @@ def test_termination_message_reaches_the_condition() -> None:
     assert "exit code 2: spec.data.train: no input files match '/data/x'" in (
         actions.events[-1].message
     )
+
+
+def crash(job: TrainingJob, now: datetime) -> st.Actions:
+    """Worker 1 fails (retryable) at `now`, then its group is gone."""
+    step(job, [pod("mnist-worker-0"), pod("mnist-worker-1", "Failed", 138)], now)
+    return step(job, [], now)
+
+
+def test_restart_waits_out_a_doubling_back_off_recorded_in_status() -> None:
+    job = make_job(runPolicy={"backoffLimit": 5, "restartBackoffSeconds": 2})
+    t = NOW
+    for restart, delay in enumerate([2, 4, 8], start=1):
+        waiting = crash(job, t)
+        assert waiting.status.restart_count == restart and waiting.status.phase == "Restarting"
+        assert waiting.status.last_restart_time == st.timestamp(t)
+        assert waiting.create == [] and waiting.requeue_after == delay
+        message = next(c.message for c in job.status.conditions if c.type == "Restarting")
+        stamp = st.timestamp(t + timedelta(seconds=delay))
+        assert f"new pods after a {delay}s back-off, at {stamp}" in message
+        # Events during the wait (pods vanishing, resync) create nothing early.
+        almost = step(job, [], t + timedelta(seconds=delay - 1))
+        assert almost.create == [] and almost.requeue_after == 1
+        assert almost.status.phase == "Restarting"
+        t += timedelta(seconds=delay)
+        assert step(job, [], t).create == ["mnist-worker-0", "mnist-worker-1"]
+        t += timedelta(seconds=30)
+        assert step(job, running(job), t).status.phase == "Running"
+
+
+def test_back_off_survives_an_operator_restart() -> None:
+    """The status is the operator's only memory: a fresh reconcile of the
+    stored job keeps waiting for what is left of the back-off."""
+    job = make_job()
+    crash(job, NOW)
+    stored = TrainingJob.model_validate(job.wire())
+    assert stored.status is not None and stored.status.last_restart_time == st.timestamp(NOW)
+    resumed = reconcile(stored, [], NOW + timedelta(seconds=4), generation=1)
+    assert resumed.create == [] and resumed.requeue_after == 6
+
+
+def test_zero_back_off_restarts_at_once() -> None:
+    job = make_job(runPolicy={"restartBackoffSeconds": 0})
+    actions = crash(job, NOW)
+    assert actions.create == ["mnist-worker-0", "mnist-worker-1"]
+    assert actions.requeue_after is None
+    assert "new pods now" in next(
+        c.message for c in job.status.conditions if c.type == "Restarting"
+    )
+
+
+def test_deadline_and_suspend_still_apply_during_a_back_off() -> None:
+    job = make_job(
+        runPolicy={
+            "activeDeadlineSeconds": 60,
+            "restartBackoffSeconds": 100,
+            "maxRestartBackoffSeconds": 100,
+        }
+    )
+    crash(job, NOW)
+    late = step(job, [], NOW + timedelta(seconds=61))
+    assert late.status.phase == "Failed" and late.events[-1].reason == st.DEADLINE
+
+    job = make_job(runPolicy={"restartBackoffSeconds": 100, "maxRestartBackoffSeconds": 100})
+    crash(job, NOW)
+    job.spec.run_policy.suspend = True
+    held = step(job, [], NOW + timedelta(seconds=1))
+    assert held.status.phase == "Suspended" and held.requeue_after is None
+    job.spec.run_policy.suspend = False
+    resumed = step(job, [], NOW + timedelta(seconds=2))
+    assert resumed.create == ["mnist-worker-0", "mnist-worker-1"]
+    assert resumed.status.restart_count == 1
+
+
+def test_backoff_limit_still_ends_a_crash_loop_with_back_off() -> None:
+    job = make_job(runPolicy={"backoffLimit": 2})
+    t = NOW
+    for delay in (10, 20):
+        crash(job, t)
+        t += timedelta(seconds=delay)
+        step(job, [], t)
+    failed = step(job, [pod("mnist-worker-0"), pod("mnist-worker-1", "Failed", 138)], t)
+    assert failed.status.phase == "Failed" and failed.events[-1].reason == st.BACKOFF_LIMIT
+    assert failed.status.restart_count == 2 and failed.requeue_after is None
