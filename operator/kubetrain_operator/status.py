@@ -9,6 +9,7 @@ finish; a restart back-off not over yet? wait; else create what is missing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -312,6 +313,9 @@ def reconcile(
 
     message = _success(job, by_name)
     if message is not None:
+        status.progress = final_progress(by_name.get(plan.reporter(job).name), now) or (
+            status.progress
+        )
         return b.finish(job, pods, True, SUCCEEDED, message)
 
     stuck = _unschedulable(job, pods, now)
@@ -375,6 +379,21 @@ def reconcile(
     elif status.phase != "Restarting":
         status.phase = "Created"
     return b.actions
+
+
+def final_progress(reporter: PodView | None, now: datetime) -> Progress | None:
+    """The progress a succeeded reporter left in its termination message.
+
+    Polls run every resync, so a short job's last epoch would otherwise never
+    reach status; the trainer writes its final snapshot there as JSON.
+    """
+    if reporter is None or reporter.phase != "Succeeded" or not reporter.message.startswith("{"):
+        return None
+    try:
+        snapshot = json.loads(reporter.message)
+    except ValueError:
+        return None
+    return progress_from(snapshot, now) if isinstance(snapshot, dict) else None
 
 
 def progress_from(snapshot: dict[str, Any] | None, now: datetime) -> Progress | None:

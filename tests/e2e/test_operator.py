@@ -122,7 +122,8 @@ def test_digits_job_trains_to_success(
     out_dir: Path,
 ) -> None:
     ns = _namespace(cluster, "e2e-train")
-    _apply(cluster, _job("digits", ns, digits_host_dir, out_dir))
+    doc = _job("digits", ns, digits_host_dir, out_dir)
+    _apply(cluster, doc)
 
     def diag() -> str:
         pods = cluster.kubectl("get", "pods", "-n", ns, "-o", "wide", check=False).stdout
@@ -154,8 +155,11 @@ def test_digits_job_trains_to_success(
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Succeeded"]["status"] == "True"
     assert "worker 0 (no chief) digits-worker-0 succeeded" in conditions["Succeeded"]["message"]
-    assert status["progress"]["epoch"] >= 1 and status["progress"]["loss"] is not None
+    # The last epoch, from the chief's termination message, even if no poll saw it.
+    assert status["progress"]["epoch"] == doc["spec"]["training"]["epochs"], status["progress"]
+    assert status["progress"]["loss"] is not None
     saved = json.loads((out_dir / "model" / "job.json").read_text())
+    assert status["progress"]["metrics"]["val_accuracy"] == saved["metrics"]["val_accuracy"]
     assert saved["metrics"]["val_accuracy"] >= 0.85, saved["metrics"]
 
     table = cluster.kubectl("get", "tj", "-n", ns).stdout

@@ -355,3 +355,25 @@ def test_backoff_limit_still_ends_a_crash_loop_with_back_off() -> None:
     failed = step(job, [pod("mnist-worker-0"), pod("mnist-worker-1", "Failed", 138)], t)
     assert failed.status.phase == "Failed" and failed.events[-1].reason == st.BACKOFF_LIMIT
     assert failed.status.restart_count == 2 and failed.requeue_after is None
+
+
+def test_success_takes_the_last_epoch_from_the_reporters_termination_message() -> None:
+    """A short job can end between two progress polls: the trainer's final
+    snapshot (JSON in the termination message) still reaches status.progress."""
+    job = make_job()
+    step(job, running(job))
+    final = '{"epoch": 3, "epochs": 3, "step": 90, "metrics": {"val_accuracy": 0.97}}'
+    actions = step(
+        job, [pod("mnist-worker-0", "Succeeded", 0, message=final), pod("mnist-worker-1")]
+    )
+    assert actions.status.phase == "Succeeded"
+    progress = actions.status.progress
+    assert progress is not None and (progress.epoch, progress.epochs) == (3, 3)
+    assert progress.metrics == {"val_accuracy": 0.97}
+
+
+def test_a_reporter_message_that_is_not_progress_leaves_progress_alone() -> None:
+    job = make_job()
+    actions = step(job, [pod("mnist-worker-0", "Succeeded", 0, message="{not json")])
+    assert actions.status.phase == "Succeeded" and actions.status.progress is None
+    assert st.final_progress(pod("mnist-worker-0", "Running", message='{"epoch": 1}'), NOW) is None
