@@ -172,7 +172,7 @@ def test_deleting_a_job_during_its_restart_back_off(
     base._wait("children garbage-collected", lambda: not children(), 90, operator.log)
     time.sleep(max(0.0, ends - time.monotonic()) + 3)
     assert not children()
-    assert "requeued reconcile of e2e-backoff-delete" not in operator.log()
+    assert "('e2e-backoff-delete', 'doomed') failed" not in operator.log()
 
 
 @pytest.mark.timeout(240)

@@ -12,7 +12,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,20 @@ def _wait(what: str, probe: Callable[[], Any], timeout: float, diag: Callable[[]
             return value
         time.sleep(1)
     pytest.fail(f"timed out after {timeout}s waiting for {what}\n{diag()}")
+
+
+def _delete_and_collect(
+    cluster: Cluster, namespace: str, names: Iterable[str], diag: Callable[[], str]
+) -> None:
+    """Delete jobs and wait until their pods and services are garbage-collected:
+    the owner references leave nothing orphaned."""
+    for name in names:
+        cluster.kubectl("delete", "trainingjob", name, "-n", namespace, "--wait=true")
+
+    def children() -> str:
+        return cluster.kubectl("get", "pods,svc", "-n", namespace, "-o", "name").stdout.strip()
+
+    _wait("children garbage-collected", lambda: not children(), 90, diag)
 
 
 def _phase(cluster: Cluster, namespace: str, name: str) -> str:
@@ -218,10 +232,4 @@ def test_permanent_failure_fails_job_and_deleting_job_removes_children(
     assert "exit code 2" in failed["message"] and status["restartCount"] == 0
     # The trainer's own reason reaches the condition, through the termination message.
     assert "no input files match '/data/digits/no-such-dir'" in failed["message"], failed
-    cluster.kubectl("delete", "trainingjob", "broken", "-n", ns, "--wait=true")
-    _wait(
-        "children garbage-collected",
-        lambda: not cluster.kubectl("get", "pods,svc", "-n", ns, "-o", "name").stdout.strip(),
-        90,
-        operator.log,
-    )
+    _delete_and_collect(cluster, ns, ["broken"], operator.log)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.e2e import test_operator as base
 from tests.e2e.operator_fixture import RunningOperator, operator_session
 from tests.harness import kwok as kwok_harness
 from tests.harness.cluster import Cluster
@@ -62,16 +63,6 @@ def _status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     return json.loads(out).get("status") or {}
 
 
-def _wait(what: str, probe: Callable[[], Any], timeout: float, diag: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(2)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{diag()}")
-
-
 @pytest.mark.timeout(600)
 def test_512_workers_run_and_are_garbage_collected(
     cluster: Cluster, operator: RunningOperator, kwok_nodes: Kwok
@@ -91,7 +82,7 @@ def test_512_workers_run_and_are_garbage_collected(
 
     t0 = time.monotonic()
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(scale_job(name, NAMESPACE, WORKERS)))
-    _wait(
+    base._wait(
         f"{WORKERS} pods and services",
         lambda: (
             _count(cluster, "pods", NAMESPACE, name) == WORKERS
@@ -101,7 +92,7 @@ def test_512_workers_run_and_are_garbage_collected(
         diag,
     )
     created = time.monotonic() - t0
-    status = _wait(
+    status = base._wait(
         "status Running with every worker active",
         lambda: (
             (s := _status(cluster, NAMESPACE, name)).get("phase") == "Running"
@@ -121,7 +112,7 @@ def test_512_workers_run_and_are_garbage_collected(
     assert all(p["status"]["phase"] == "Running" for p in pods)
 
     cluster.kubectl("delete", "trainingjob", name, "-n", NAMESPACE, "--wait=false")
-    _wait(
+    base._wait(
         "pods and services garbage-collected",
         lambda: (
             _count(cluster, "pods", NAMESPACE, name) == 0

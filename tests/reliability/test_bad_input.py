@@ -105,11 +105,4 @@ def test_bad_input_fails_with_a_message_that_says_what_to_fix(
         assert status["restartCount"] == 0
     print(f"\nseconds from apply to Failed: {took}")
 
-    for name in jobs:
-        cluster.kubectl("delete", "trainingjob", name, "-n", ns, "--wait=true")
-    base._wait(
-        "children garbage-collected",
-        lambda: not cluster.kubectl("get", "pods,svc", "-n", ns, "-o", "name").stdout.strip(),
-        90,
-        operator.log,
-    )
+    base._delete_and_collect(cluster, ns, jobs, operator.log)

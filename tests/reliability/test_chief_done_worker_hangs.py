@@ -80,10 +80,4 @@ def test_a_worker_hanging_after_the_chief_finished_is_cleaned_up(
     assert final["replicaStatuses"]["chief"]["succeeded"] == 1
     print(f"\nhanging worker deleted {cleaned_in:.1f}s after the job was seen Succeeded")
 
-    cluster.kubectl("delete", "trainingjob", "hangs", "-n", ns, "--wait=true")
-    base._wait(
-        "children garbage-collected",
-        lambda: not cluster.kubectl("get", "pods,svc", "-n", ns, "-o", "name").stdout.strip(),
-        90,
-        operator.log,
-    )
+    base._delete_and_collect(cluster, ns, ["hangs"], operator.log)

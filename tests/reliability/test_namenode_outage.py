@@ -144,11 +144,4 @@ def test_namenode_outage_fails_fast_or_resumes_from_the_checkpoint(
         f"restartCount {done['restartCount']}"
     )
 
-    for name in ("gives-up", "retries"):
-        cluster.kubectl("delete", "trainingjob", name, "-n", ns, "--wait=true")
-    base._wait(
-        "children garbage-collected",
-        lambda: not cluster.kubectl("get", "pods,svc", "-n", ns, "-o", "name").stdout.strip(),
-        90,
-        operator.log,
-    )
+    base._delete_and_collect(cluster, ns, ["gives-up", "retries"], operator.log)
