@@ -322,6 +322,17 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _timings(
+    result: dict[str, Any], observed: dict[str, Any], t0: float, counts: tuple[str, ...]
+) -> None:
+    """Observer times as seconds since `t0`, "running" (status, else pods) and the counts."""
+    for key in ("first_pod", "objects", "pods_running", "status_running"):
+        if key in observed:
+            result[key] = observed[key] - t0
+    result["running"] = result.get("status_running", result.get("pods_running"))
+    result["counts"] = {k: observed[k] for k in counts}
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -577,11 +588,7 @@ class Bench:
                     create(self.sa_kubeconfig, services, pods, self.conc)
                     result["client_done"] = time.monotonic() - t0
                     res = obs.result()
-        for key in ("first_pod", "objects", "pods_running", "status_running"):
-            if key in res:
-                result[key] = res[key] - t0
-        result["running"] = result.get("status_running", result.get("pods_running"))
-        result["counts"] = {k: res[k] for k in ("pods", "services", "running", "running_jobs")}
+        _timings(result, res, t0, ("pods", "services", "running", "running_jobs"))
         result["operator_rss_mib"] = rss_mib(self.pid)
         missing = [k for k in ("objects", "running") if result.get(k) is None]
         if missing:
@@ -622,11 +629,7 @@ class Bench:
                 create(self.sa_kubeconfig, services, pods, self.conc)
                 result["client_done"] = time.monotonic() - t0
                 res = obs.result()
-        for key in ("first_pod", "objects", "pods_running", "status_running"):
-            if key in res:
-                result[key] = res[key] - t0
-        result["running"] = result.get("status_running", result.get("pods_running"))
-        result["counts"] = {k: res[k] for k in ("pods", "services", "running")}
+        _timings(result, res, t0, ("pods", "services", "running"))
         result["operator_rss_mib"] = rss_mib(self.pid)
         missing = [k for k in ("objects", "running") if result.get(k) is None]
         if missing:

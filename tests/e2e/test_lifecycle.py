@@ -55,6 +55,12 @@ def _wait_phase(
     )
 
 
+def _suspend(cluster: Cluster, namespace: str, name: str, suspend: bool) -> None:
+    """What Kueue does to a job: flip spec.runPolicy.suspend."""
+    patch = json.dumps({"spec": {"runPolicy": {"suspend": suspend}}})
+    cluster.kubectl("patch", "tj", name, "-n", namespace, "--type=merge", "-p", patch)
+
+
 def _condition(status: dict[str, Any], ctype: str) -> dict[str, Any]:
     return next(c for c in status["conditions"] if c["type"] == ctype)
 
@@ -206,28 +212,10 @@ def test_suspend_deletes_pods_and_resume_recreates_them(
         return cluster.kubectl("get", "pods", "-n", ns, "-o", "name").stdout.split()
 
     base._wait("2 pods", lambda: len(pods()) == 2, 60, operator.log)
-    cluster.kubectl(
-        "patch",
-        "tj",
-        "held",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"spec": {"runPolicy": {"suspend": true}}}',
-    )
+    _suspend(cluster, ns, "held", True)
     status = _wait_phase(cluster, ns, "held", ("Suspended",), 60, operator.log)
     assert _condition(status, "Suspended")["status"] == "True"
     base._wait("pods deleted", lambda: not pods(), 60, operator.log)
-    cluster.kubectl(
-        "patch",
-        "tj",
-        "held",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"spec": {"runPolicy": {"suspend": false}}}',
-    )
+    _suspend(cluster, ns, "held", False)
     base._wait("pods recreated", lambda: len(pods()) == 2, 60, operator.log)
     assert _condition(_status(cluster, ns, "held"), "Suspended")["status"] == "False"

@@ -88,20 +88,26 @@ def test_an_entrypoint_that_raises_is_named() -> None:
         build(spec, None)
 
 
-def test_an_hdfs_outage_inside_tf_data_stays_an_outage() -> None:
+def _outage_midway(said: str) -> Any:
+    """A tf.data pipeline whose reader hits a NameNode outage after one record,
+    as the trainer's streaming HDFS reader does."""
     import tensorflow as tf
 
     from kubetrain_trainer.data.hdfs import HdfsUnavailableError
-
-    said = "hdfs://nn:8020/d/part-0: cannot reach the HDFS NameNode of hdfs://nn:8020: refused"
 
     def records() -> Iterator[list[bytes]]:
         yield [b"a"]
         raise HdfsUnavailableError(said)
 
-    ds = tf.data.Dataset.from_generator(
-        records, output_signature=tf.TensorSpec([None], tf.string)
-    ).unbatch()
+    spec = tf.TensorSpec([None], tf.string)
+    return tf.data.Dataset.from_generator(records, output_signature=spec).unbatch()
+
+
+def test_an_hdfs_outage_inside_tf_data_stays_an_outage() -> None:
+    import tensorflow as tf
+
+    said = "hdfs://nn:8020/d/part-0: cannot reach the HDFS NameNode of hdfs://nn:8020: refused"
+    ds = _outage_midway(said)
     with pytest.raises(tf.errors.UnknownError) as caught:
         for _ in ds:
             pass
@@ -117,17 +123,8 @@ def test_an_hdfs_outage_inside_fit_stays_an_outage() -> None:
     """Inside a tf.function (as in `fit`) TF words the same error differently."""
     import tensorflow as tf
 
-    from kubetrain_trainer.data.hdfs import HdfsUnavailableError
-
     said = "hdfs://nn:8020/d/part-0: cannot reach the HDFS NameNode of hdfs://nn:8020: refused"
-
-    def records() -> Iterator[list[bytes]]:
-        yield [b"a"]
-        raise HdfsUnavailableError(said)
-
-    ds = tf.data.Dataset.from_generator(
-        records, output_signature=tf.TensorSpec([None], tf.string)
-    ).unbatch()
+    ds = _outage_midway(said)
 
     @tf.function
     def drain(iterator: Any) -> None:
