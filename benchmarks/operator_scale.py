@@ -333,6 +333,25 @@ def _timings(
     result["counts"] = {k: observed[k] for k in counts}
 
 
+def _heading(
+    title: str, cfg: dict[str, Any], env: dict[str, Any], extra: dict[str, Any], note: str
+) -> list[str]:
+    """A results.md section's title, command, machine and versions lines."""
+    if cfg.get("label"):
+        title += f" ({cfg['label']})"
+    return [
+        f"## {title}, {env['date']}",
+        "",
+        f"Command: `{cfg['command']}`",
+        "",
+        f"Machine: {env['machine']}; load average {env['load at start']} at start, "
+        f"{extra['load at end']} at end ({note}).",
+        "",
+        f"Versions: {env['versions']}.",
+        "",
+    ]
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -724,21 +743,15 @@ def markdown(report: dict[str, Any]) -> str:
         stats = row["ratio"].get(key)
         return rcell(stats) if stats else "-"
 
-    title = "Operator scale: kubetrain vs a plain client"
-    if cfg.get("label"):
-        title += f" ({cfg['label']})"
-    lines = [
-        f"## {title}, {env['date']}",
-        "",
-        f"Command: `{cfg['command']}`",
-        "",
-        f"Machine: {env['machine']}; load average {env['load at start']} at start, "
-        f"{extra['load at end']} at end (a shared machine: other sessions' tests ran "
-        "alongside, so absolute seconds are inflated and noisy; the ratios are paired "
-        "per round).",
-        "",
-        f"Versions: {env['versions']}.",
-        "",
+    lines = _heading(
+        "Operator scale: kubetrain vs a plain client",
+        cfg,
+        env,
+        extra,
+        "a shared machine: other sessions' tests ran alongside, so absolute seconds are "
+        "inflated and noisy; the ratios are paired per round",
+    )
+    lines += [
         f"Setup: real etcd + kube-apiserver + kube-controller-manager + kube-scheduler "
         f"(their default client QPS), kwok with {cfg['nodes']} fake nodes, the operator as its "
         f"least-privilege ServiceAccount with KUBETRAIN_MAX_CONCURRENT_CREATES="
@@ -839,19 +852,14 @@ def markdown_many(report: dict[str, Any]) -> str:
         stats = row["ratio"].get(key)
         return rcell(stats) if stats else "-"
 
-    title = f"Operator scale: {jobs:,} TrainingJobs x {replicas} workers at once"
-    if cfg.get("label"):
-        title += f" ({cfg['label']})"
-    lines = [
-        f"## {title}, {env['date']}",
-        "",
-        f"Command: `{cfg['command']}`",
-        "",
-        f"Machine: {env['machine']}; load average {env['load at start']} at start, "
-        f"{extra['load at end']} at end (shared machine).",
-        "",
-        f"Versions: {env['versions']}.",
-        "",
+    lines = _heading(
+        f"Operator scale: {jobs:,} TrainingJobs x {replicas} workers at once",
+        cfg,
+        env,
+        extra,
+        "shared machine",
+    )
+    lines += [
         f"Setup as in the single-job runs (kwok with {cfg['nodes']} fake nodes, "
         f"KUBETRAIN_MAX_CONCURRENT_CREATES={cfg['concurrency']}, "
         f"KUBETRAIN_RESYNC_SECONDS={cfg['resync']}"
