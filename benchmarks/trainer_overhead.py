@@ -112,13 +112,14 @@ def plain_keras(args: argparse.Namespace) -> None:
 
 ABLATION = {
     "plain": "plain Keras: no strategy, native tf.data, no callbacks (baseline)",
-    "od": "+ OneDeviceStrategy (what the trainer picks for one worker)",
+    "od": "+ OneDeviceStrategy('/cpu:0') (the trainer's one CPU worker before 2026-11-26)",
     "od+mi": "+ OneDeviceStrategy + the trainer's `make_input` dataset",
     "prog": "+ the trainer's progress callback",
     "prog+async": "+ the progress callback marked `async_safe = True` (proposed fix)",
     "backup": "+ the trainer's per-epoch backup callback",
-    "od+mi+prog+backup": "all of the above as `train.run` wires them (the trainer)",
-    "od+mi+prog+async+backup": "the trainer with the proposed fix",
+    "od+mi+prog+backup": "all of the above as `train.run` wired them before 2026-11-26",
+    "od+mi+prog+async+backup": "the same with the async progress callback",
+    "mi+prog+async+backup": "the trainer now: default strategy on CPU, `make_input`, callbacks",
 }
 
 

@@ -78,5 +78,12 @@ def create(choice: Choice, gpus: int, tpu_spec: TPUSpec | None = None):
     if choice.strategy == Strategy.MIRRORED:
         return tf.distribute.MirroredStrategy()
     if choice.strategy == Strategy.ONE_DEVICE:
-        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+        if gpus:
+            return tf.distribute.OneDeviceStrategy("/gpu:0")
+        # CPU only: the default strategy. OneDeviceStrategy("/cpu:0") adds nothing
+        # here but per-step cost: its distributed dataset feeds every batch through
+        # a MultiDeviceIterator (a GeneratorDataset, which also turns off tf.data's
+        # graph optimizations) and `fit` wraps each step in strategy.run + reduce.
+        log.info("one_device on CPU: the default strategy (no per-step distribution cost)")
+        return tf.distribute.get_strategy()
     raise ValueError(f"unknown strategy {choice.strategy.value!r}")
