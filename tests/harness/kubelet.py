@@ -77,6 +77,8 @@ MERGE_PATCH = "application/merge-patch+json"
 TERMINATION_LOG = "/dev/termination-log"
 #: A real kubelet keeps at most 4096 bytes of the message (2048 from logs).
 TERMINATION_MESSAGE_BYTES = 4096
+#: How long a finished pod retries its last status through an apiserver outage.
+FINAL_STATUS_SECONDS = 300
 #: The "image" every pod runs: this checkout and its virtualenv (kept visible in pods).
 IMAGE_PATHS = tuple(dict.fromkeys([str(Path(__file__).resolve().parents[2]), sys.prefix]))
 DEFAULT_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
@@ -245,7 +247,7 @@ class PodWorker(threading.Thread):
     def _finish(self) -> None:
         self._kill_all(self._grace() if self.deleting.is_set() else 0.0)
         if not self.deleting.is_set():
-            self._publish()
+            self._publish_final()
         self.kubelet.release_pod_network(self)
         if self.deleting.is_set() and not self.gone and not self.kubelet.stopping:
             self.kubelet.delete_pod_now(self.pod)
@@ -487,11 +489,12 @@ class PodWorker(threading.Thread):
             status.update(reason=self.reason, message=self.message)
         return status
 
-    def _publish(self) -> None:
-        """Patch pods/status if it changed (merge patch: our lists replace theirs)."""
+    def _publish(self) -> bool:
+        """Patch pods/status if it changed (merge patch: our lists replace theirs);
+        False if the apiserver did not take it."""
         status = self.status()
         if status == self._published or self.gone:
-            return
+            return True
         self.pod["status"] = {**self.pod.get("status", {}), **status}
         meta = self.pod["metadata"]
         try:
@@ -507,8 +510,21 @@ class PodWorker(threading.Thread):
         except Exception as exc:
             if _is_404(exc):
                 self.vanish()
-            else:
-                log.warning("pod %s: status update failed: %s", self.key, exc)
+                return True
+            log.warning("pod %s: status update failed: %s", self.key, exc)
+            return False
+        return True
+
+    def _publish_final(self) -> None:
+        """Retry the pod's last status until the apiserver takes it, as a real
+        kubelet's status manager does: an exit during an apiserver outage must
+        not leave the pod Running forever."""
+        deadline = time.monotonic() + FINAL_STATUS_SECONDS
+        while not self._publish() and not self.kubelet.stopping:
+            if time.monotonic() >= deadline:
+                log.error("pod %s: final status not taken in %ds", self.key, FINAL_STATUS_SECONDS)
+                return
+            time.sleep(1.0)
 
 
 def _signal_group(proc: subprocess.Popen[bytes] | None, sig: int) -> None:
