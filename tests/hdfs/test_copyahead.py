@@ -116,6 +116,15 @@ def test_a_corrupt_record_fails_naming_the_remote_file(hdfs_dir: str, tmp_path: 
     assert uris[1] in str(error)
     assert uris[0] not in str(error)
 
+    # Inside `fit` TF words it "Graph execution error: ... corrupted record at N".
+    in_fit = tf.errors.DataLossError(
+        None,
+        None,
+        "Graph execution error:\n\nDetected at node IteratorGetNext defined at ...\n"
+        "corrupted record at 12\n\t [[{{node IteratorGetNext}}]] [Op:__inference_step_1]",
+    )
+    assert str(tfrecord.corruption_error(in_fit)).endswith(": corrupted record at 12")
+
 
 def test_a_failed_copy_removes_its_files(hdfs_dir: str, tmp_path: Path) -> None:
     uris, _ = _shards(hdfs_dir, tmp_path, files=3)

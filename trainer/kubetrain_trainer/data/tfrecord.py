@@ -205,8 +205,11 @@ def corruption_error(err: BaseException) -> DataError:
     pipeline (a trainer has two at most, training and validation).
     """
     message = getattr(err, "message", None) or str(err)
-    first = (message.strip().splitlines() or [""])[0]
-    first = re.sub(r"^\{\{.*?\}\}\s*|\s*\[Op:.*$", "", first)  # TF's op context
+    lines = [line.strip() for line in message.splitlines() if line.strip()] or [""]
+    # Inside `fit` TF's first line is only "Graph execution error:"; the cause
+    # ("corrupted record at N") is further down.
+    first = next((line for line in lines if "corrupted record" in line), lines[0])
+    first = re.sub(r"^\{\{.*?\}\}\s*|\s*\[\[\{\{node .*$|\s*\[Op:.*$", "", first)  # op context
     where = copyahead.reading()
     files = f" in {' or '.join(where)}" if where else ""
     return DataError(f"corrupt TFRecord data{files}: {first}")
