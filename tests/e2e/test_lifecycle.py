@@ -23,10 +23,6 @@ pytestmark = pytest.mark.e2e
 MODELS = Path(__file__).resolve().parent / "models"
 
 # Shared fixtures of the operator tests.
-operator = base.operator
-host_dir = base.host_dir
-digits_host_dir = base.digits_host_dir
-out_dir = base.out_dir
 
 
 def _flaky_job(name: str, ns: str, data: Path, out: Path, **model_kwargs: Any) -> dict[str, Any]:

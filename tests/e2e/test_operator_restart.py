@@ -30,9 +30,6 @@ from tests.harness.cluster import Cluster
 from tests.harness.kubelet import TestKubelet
 
 pytestmark = pytest.mark.e2e
-host_dir = base.host_dir
-digits_host_dir = base.digits_host_dir
-out_dir = base.out_dir
 
 
 @pytest.fixture

@@ -23,10 +23,6 @@ from tests.e2e.operator_fixture import RunningOperator
 from tests.harness.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
-operator = base.operator
-host_dir = base.host_dir
-digits_host_dir = base.digits_host_dir
-out_dir = base.out_dir
 
 
 def _broken(name: str, ns: str, data: Path, out: Path, **data_spec: Any) -> dict[str, Any]:

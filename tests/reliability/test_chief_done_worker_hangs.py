@@ -20,10 +20,6 @@ from tests.e2e.operator_fixture import RunningOperator
 from tests.harness.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
-operator = base.operator
-host_dir = base.host_dir
-digits_host_dir = base.digits_host_dir
-out_dir = base.out_dir
 
 #: Seconds the operator may take to delete a running pod once the job is done.
 CLEANUP_BOUND = 30

@@ -29,10 +29,6 @@ from tests.harness.hdfs import MiniHdfs, write_client_conf
 from tests.harness.kubelet import TestKubelet
 
 pytestmark = pytest.mark.e2e
-operator = base.operator
-host_dir = base.host_dir
-digits_host_dir = base.digits_host_dir
-out_dir = base.out_dir
 
 #: Seconds from the NameNode stopping to a job failing (or restarting): "fail fast".
 DETECT_BOUND = 60

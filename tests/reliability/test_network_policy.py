@@ -21,7 +21,6 @@ from tests.e2e.operator_fixture import RunningOperator, parked_job
 from tests.harness.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
-operator = base.operator
 
 
 def _policy(cluster: Cluster, ns: str, name: str) -> dict[str, Any] | None:

@@ -27,10 +27,6 @@ from tests.harness.cluster import Cluster
 from tests.harness.kubelet import TestKubelet
 
 pytestmark = pytest.mark.e2e
-operator = base.operator
-host_dir = base.host_dir
-digits_host_dir = base.digits_host_dir
-out_dir = base.out_dir
 
 
 def _secret(cluster: Cluster, ns: str, name: str, key: str, value: str) -> None:
