@@ -187,12 +187,7 @@ def test_active_deadline_ends_a_job_that_would_wait_forever(
     base._apply(cluster, doc)
     status = _wait_phase(cluster, ns, "stuck", ("Failed",), 120, operator.log)
     assert _condition(status, "Failed")["reason"] == "DeadlineExceeded"
-    base._wait(
-        "pods deleted",
-        lambda: not cluster.kubectl("get", "pods", "-n", ns, "-o", "name").stdout.strip(),
-        60,
-        operator.log,
-    )
+    base._wait_no_pods(cluster, ns, operator.log)
 
 
 @pytest.mark.timeout(240)

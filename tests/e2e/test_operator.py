@@ -75,6 +75,16 @@ def _wait(what: str, probe: Callable[[], Any], timeout: float, diag: Callable[[]
     pytest.fail(f"timed out after {timeout}s waiting for {what}\n{diag()}")
 
 
+def _wait_no_pods(cluster: Cluster, namespace: str, diag: Callable[[], str]) -> None:
+    """The operator deleted every pod in `namespace` (a finished or failed job keeps none)."""
+    _wait(
+        f"no pods in {namespace}",
+        lambda: not cluster.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout.strip(),
+        60,
+        diag,
+    )
+
+
 def _delete_and_collect(
     cluster: Cluster, namespace: str, names: Iterable[str], diag: Callable[[], str]
 ) -> None:
@@ -169,12 +179,7 @@ def test_unschedulable_gpu_job_fails_with_reason(
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "Unschedulable"
     assert "nvidia.com/gpu" in failed["message"], failed["message"]
-    _wait(
-        "pods cleaned",
-        lambda: not cluster.kubectl("get", "pods", "-n", ns, "-o", "name").stdout.strip(),
-        60,
-        operator.log,
-    )
+    _wait_no_pods(cluster, ns, operator.log)
 
 
 @pytest.mark.timeout(240)

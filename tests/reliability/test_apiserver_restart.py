@@ -7,25 +7,16 @@ on the test kubelet, the apiserver down for several seconds mid-run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e import test_operator as base
-from tests.e2e.operator_fixture import RunningOperator, operator_session
+from tests.e2e.operator_fixture import RunningOperator
 from tests.harness.cluster import Cluster
-from tests.harness.kubelet import TestKubelet
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def operator(
-    cluster: Cluster, kubelet: TestKubelet, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningOperator]:
-    yield from operator_session(cluster, tmp_path_factory.mktemp("operator"))
 
 
 @pytest.mark.timeout(480)
