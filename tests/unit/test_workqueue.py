@@ -56,6 +56,15 @@ def queue(work: Work) -> Iterator[WorkQueue[str]]:
     q.stop()
 
 
+@pytest.fixture
+def serial(work: Work) -> Iterator[WorkQueue[str]]:
+    """One worker, so the order of runs is the order the queue hands keys out."""
+    q: WorkQueue[str] = WorkQueue(work, workers=1, name="test")
+    yield q
+    work.release.set()
+    q.stop()
+
+
 def _started(work: Work) -> None:
     assert work.started.acquire(timeout=WAIT)
 
@@ -78,17 +87,15 @@ def test_a_burst_during_a_run_folds_into_one_more_run(work: Work, queue: WorkQue
     assert not work.overlapped
 
 
-def test_requests_waiting_in_line_fold_too(work: Work) -> None:
+def test_requests_waiting_in_line_fold_too(work: Work, serial: WorkQueue[str]) -> None:
     work.hold.add("x")
-    queue: WorkQueue[str] = WorkQueue(work, workers=1, name="test")
-    queue.request("x")
+    serial.request("x")
     _started(work)
     for _ in range(100):
-        queue.request("a")
+        serial.request("a")
     work.release.set()
-    assert queue.idle(WAIT)
+    assert serial.idle(WAIT)
     assert work.runs == [("x", False), ("a", False)]
-    queue.stop()
 
 
 def test_flags_of_folded_requests_are_kept(work: Work, queue: WorkQueue[str]) -> None:
@@ -113,19 +120,17 @@ def test_keys_run_side_by_side(work: Work, queue: WorkQueue[str]) -> None:
     assert queue.idle(WAIT)
 
 
-def test_a_busy_key_goes_to_the_back_of_the_line(work: Work) -> None:
+def test_a_busy_key_goes_to_the_back_of_the_line(work: Work, serial: WorkQueue[str]) -> None:
     """With one worker, a job that keeps getting events does not starve a new one."""
     work.hold.add("busy")
-    queue: WorkQueue[str] = WorkQueue(work, workers=1, name="test")
-    queue.request("busy")
+    serial.request("busy")
     _started(work)
-    queue.request("busy")
-    queue.request("new")
+    serial.request("busy")
+    serial.request("new")
     work.hold.clear()
     work.release.set()
-    assert queue.idle(WAIT)
+    assert serial.idle(WAIT)
     assert [k for k, _ in work.runs] == ["busy", "new", "busy"]
-    queue.stop()
 
 
 def test_a_failed_run_keeps_the_worker_and_the_next_request_runs(
@@ -141,19 +146,17 @@ def test_a_failed_run_keeps_the_worker_and_the_next_request_runs(
     assert work.runs == [("a", False), ("a", False)]
 
 
-def test_discard_drops_a_waiting_request(work: Work) -> None:
+def test_discard_drops_a_waiting_request(work: Work, serial: WorkQueue[str]) -> None:
     work.hold.add("x")
-    queue: WorkQueue[str] = WorkQueue(work, workers=1, name="test")
-    queue.request("x")
+    serial.request("x")
     _started(work)
-    queue.request("a")
-    queue.request("x")
-    queue.discard("a")
-    queue.discard("x")
+    serial.request("a")
+    serial.request("x")
+    serial.discard("a")
+    serial.discard("x")
     work.release.set()
-    assert queue.idle(WAIT)
+    assert serial.idle(WAIT)
     assert work.runs == [("x", False)]
-    queue.stop()
 
 
 def test_many_threads_many_keys_never_overlap_and_lose_no_request(work: Work) -> None:
