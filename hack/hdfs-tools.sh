@@ -2,8 +2,9 @@
 # Build (once) and cache a real single-node HDFS for tests: Hadoop's shaded
 # minicluster from Maven Central plus our launcher hack/hdfs/.../MiniHdfs.java.
 #
-# The classpath lands in ${KUBETRAIN_CACHE:-$HOME/.cache/kubetrain}/hdfs-<hadoop version>/
-# (lib/*.jar, classes/); Maven's own downloads stay in its local repository
+# The classpath lands in ${KUBETRAIN_CACHE:-$HOME/.cache/kubetrain}/hdfs-<hadoop version>-<pom
+# hash>/ (lib/*.jar, classes/): a changed dependency list gets a directory of its own and never
+# rewrites one that another checkout is using. Maven's own downloads stay in its local repository
 # (~/.m2 unless MAVEN_OPTS says otherwise). Nothing is written into the clone.
 # A cached classpath is reused at once; the launcher is recompiled when its
 # source changes.
@@ -17,7 +18,7 @@ POM=$ROOT/hack/hdfs/pom.xml
 SRC=$ROOT/hack/hdfs/src/main/java/io/kubetrain/hdfs/MiniHdfs.java
 CACHE=${KUBETRAIN_CACHE:-$HOME/.cache/kubetrain}
 VERSION=$(sed -n 's:.*<hadoop.version>\(.*\)</hadoop.version>.*:\1:p' "$POM")
-HOME_DIR=$CACHE/hdfs-$VERSION
+HOME_DIR=$CACHE/hdfs-$VERSION-$(sha256sum "$POM" | cut -c1-12)
 
 log() { echo "hdfs-tools: $*" >&2; }
 
