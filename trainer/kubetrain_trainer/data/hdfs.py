@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TypeVar, cast
@@ -50,6 +51,45 @@ class HdfsUnavailableError(DataError):
 
     A subclass so a caller can treat an outage as retryable and a bad path as final.
     """
+
+
+class HdfsAuthError(DataError):
+    """Kerberos login or SASL authentication to HDFS failed.
+
+    A configuration error (no keytab, a wrong principal, no krb5.conf for the
+    realm), so permanent: retrying cannot make the credentials appear.
+    """
+
+
+# hdfs-native's errors for a failed login: GSSAPI (MIT Kerberos), SASL, or no libgssapi at all.
+_AUTH_ERRORS = ("GSSAPIError", "SASLError", "libgssapi_krb5")
+# GSSAPIError(GssMajorCodes { ... }, <minor>, "<what MIT Kerberos says>")
+_GSS_MESSAGE = re.compile(r'"((?:[^"\\]|\\.)*)"\)\s*$')
+
+
+def _login() -> str:
+    """The credentials this process offers, as the error message names them."""
+    principal, keytab = os.environ.get(PRINCIPAL_ENV), os.environ.get(KEYTAB_ENV)
+    if principal and keytab:
+        return f"keytab {keytab} for {principal}"
+    cache = os.environ.get("KRB5CCNAME") or "the default ticket cache"
+    return f"no keytab ({PRINCIPAL_ENV}/{KEYTAB_ENV} unset), {cache}"
+
+
+def auth_error(what: str, err: BaseException) -> HdfsAuthError | None:
+    """A clear HdfsAuthError for hdfs-native's Kerberos failure `err`, or None.
+
+    Network errors (OSError) are never auth errors: they stay retryable outages.
+    """
+    text = str(err)
+    if isinstance(err, OSError) or not any(marker in text for marker in _AUTH_ERRORS):
+        return None
+    found = _GSS_MESSAGE.search(text)
+    reason = found.group(1).replace('\\"', '"') if found else _first_line(err)
+    return HdfsAuthError(
+        f"{what}: Kerberos authentication to HDFS failed ({_login()}): {reason}. "
+        "Check spec.data.hdfs principal and kerberosSecret, and the realm's krb5.conf"
+    )
 
 
 def site_config() -> dict[str, str]:
@@ -119,6 +159,9 @@ class HdfsFileSystem:
             err = error[0]
             if isinstance(err, FileNotFoundError):
                 raise NotFoundError(f"{what}: not found on HDFS ({_first_line(err)})") from err
+            auth = auth_error(what, err)
+            if auth is not None:
+                raise auth from err
             if isinstance(err, FileExistsError | PermissionError | IsADirectoryError):
                 raise DataError(f"{what}: {_first_line(err)}") from err
             if isinstance(err, OSError):
