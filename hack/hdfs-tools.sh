@@ -22,6 +22,18 @@ HOME_DIR=$CACHE/hdfs-$VERSION-$(sha256sum "$POM" | cut -c1-12)
 
 log() { echo "hdfs-tools: $*" >&2; }
 
+# hdfs-native (the trainer's HDFS client) loads MIT Kerberos' GSSAPI library at run time for
+# the Kerberized test cluster; Debian ships it as libgssapi-krb5-2.
+need_gssapi() {
+  python3 -c 'import ctypes; ctypes.CDLL("libgssapi_krb5.so.2")' 2>/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing libgssapi-krb5-2 ..."
+    apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends libgssapi-krb5-2 >&2
+  else
+    log "libgssapi_krb5.so.2 is required (apt-get install libgssapi-krb5-2)"; exit 1
+  fi
+}
+
 build() {
   mkdir -p "$HOME_DIR"
   exec 9>"$HOME_DIR/.lock"
@@ -48,6 +60,7 @@ build() {
     rm -rf "$HOME_DIR/classes"
     mv "$HOME_DIR/classes.tmp" "$HOME_DIR/classes"
   fi
+  need_gssapi   # under the lock: one apt-get at a time
   exec 9>&-
 }
 
