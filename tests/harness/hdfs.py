@@ -13,7 +13,8 @@ KDC, Kerberos RPC, block access tokens and SASL-protected data transfer; its
 :attr:`MiniHdfs.kerberos` names a client principal and keytab.
 
 The launcher dies with its stdin, so a test run that is killed takes the
-cluster with it. Run ``python -m tests.harness.hdfs`` to keep one up by hand.
+cluster with it. Run ``python -m tests.harness.hdfs [authentication]`` to keep
+one (Kerberized) up by hand.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ class MiniHdfs:
 
     @property
     def webhdfs_url(self) -> str:
+        """Plain HTTP; on a Kerberized cluster it wants SPNEGO (HTTP/localhost)."""
         return f"http://127.0.0.1:{self.http_port}/webhdfs/v1"
 
     @property
@@ -321,8 +323,15 @@ class MiniHdfs:
 
 
 if __name__ == "__main__":
-    with MiniHdfs() as cluster:
+    import sys
+
+    # An optional argument (authentication, integrity, privacy) makes it Kerberized.
+    with MiniHdfs(kerberos=(sys.argv[1:] or [None])[0]) as cluster:
         print(f"HDFS up in {cluster.startup_seconds:.1f}s: {cluster.url}")
         print(f"export HADOOP_CONF_DIR={cluster.conf_dir}")
+        if cluster.kerberos:
+            krb = cluster.kerberos
+            print(f"export KRB5_CONFIG={krb.krb5_conf}")
+            print(f"export KUBETRAIN_PRINCIPAL={krb.principal} KUBETRAIN_KEYTAB={krb.keytab}")
         print("press Enter to stop")
         input()

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -41,6 +42,11 @@ def _client_env(cluster: MiniHdfs, ccache: Path, *, credentials: bool) -> dict[s
         "HADOOP_CONF_DIR": str(cluster.conf_dir),
         **_kerberos(cluster).env(ccache, credentials=credentials),
     }
+
+
+def _digits_job(tmp_path: Path, digits: str, model_dir: str, **spec: Any) -> Path:
+    """The digits job on `digits` (train/, validation/), writing its model to `model_dir`."""
+    return runner.job_file(tmp_path, f"{digits}/train", f"{digits}/validation", model_dir, **spec)
 
 
 @contextlib.contextmanager
@@ -88,18 +94,33 @@ def secure_digits(secure_hdfs: MiniHdfs, tmp_path_factory: pytest.TempPathFactor
         return upload_digits(uri, tmp_path_factory)
 
 
-@pytest.mark.usefixtures("logged_in")
-def test_a_keytab_login_writes_and_reads_back_through_sasl_protected_datanodes(home: str) -> None:
+def _round_trip(directory: str) -> None:
+    """Write a multi-packet file through the trainer's HDFS layer, list it, read it back."""
     data = os.urandom(3 * 1024 * 1024)
-    uri = f"{home}/blob.bin"
+    uri = f"{directory}/blob.bin"
     with fs.filesystem(uri).create(uri) as out:
         out.write(data)
 
-    assert files.list_files(home) == [uri]
+    assert files.list_files(directory) == [uri]
     assert b"".join(fs.filesystem(uri).stream(uri)) == data
     with fs.filesystem(uri).open(uri) as f:
         f.seek(len(data) - 10)
         assert f.read() == data[-10:]
+
+
+@pytest.mark.usefixtures("logged_in")
+def test_a_keytab_login_writes_and_reads_back_through_sasl_protected_datanodes(home: str) -> None:
+    _round_trip(home)
+
+
+@pytest.mark.parametrize("protection", ["integrity", "privacy"])
+def test_sasl_integrity_and_privacy_work_too(protection: str, tmp_path: Path) -> None:
+    """Stronger levels (RPC and data transfer signed, or encrypted) on a cluster of their own."""
+    with (
+        MiniHdfs(tmp_path, kerberos=protection) as cluster,
+        _logged_in(cluster, tmp_path / "krb5cc"),
+    ):
+        _round_trip(f"{cluster.url}/user/{_kerberos(cluster).user}")
 
 
 @pytest.mark.usefixtures("logged_in")
@@ -170,13 +191,7 @@ def test_a_job_trains_from_kerberized_hdfs_with_a_keytab_and_uploads_its_model(
     secure_hdfs: MiniHdfs, secure_digits: str, home: str, tmp_path: Path
 ) -> None:
     model_dir = f"{home}/models/digits"
-    job = runner.job_file(
-        tmp_path,
-        f"{secure_digits}/train",
-        f"{secure_digits}/validation",
-        model_dir,
-        replicas={"worker": {"replicas": 1}},
-    )
+    job = _digits_job(tmp_path, secure_digits, model_dir, replicas={"worker": {"replicas": 1}})
     env = _client_env(secure_hdfs, tmp_path / "krb5cc", credentials=True)
     result = runner.run(job, tmp_path, env=env)
 
@@ -194,10 +209,9 @@ def test_a_job_trains_from_kerberized_hdfs_with_a_keytab_and_uploads_its_model(
 def test_a_job_without_credentials_fails_fast_with_exit_2(
     secure_hdfs: MiniHdfs, secure_digits: str, tmp_path: Path
 ) -> None:
-    job = runner.job_file(
+    job = _digits_job(
         tmp_path,
-        f"{secure_digits}/train",
-        f"{secure_digits}/validation",
+        secure_digits,
         str(tmp_path / "m"),
         # exit 2 is final under ExitCode; a retryable exit would restart once more.
         runPolicy={"restartPolicy": "ExitCode", "backoffLimit": 1},
