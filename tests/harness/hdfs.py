@@ -156,6 +156,7 @@ class MiniHdfs:
         self.startup_timeout = startup_timeout
         self.rpc_port = _free_port()
         self.http_port = _free_port()
+        self.datanode_port = 0  #: the DataNode's data transfer port, once started
         self.protection = kerberos
         self.kerberos: Kerberos | None = None  #: set once a secure cluster is up
         self.startup_seconds = 0.0
@@ -224,8 +225,10 @@ class MiniHdfs:
         except MiniHdfsError:
             self.stop()
             raise
+        fields = dict(f.split("=", 1) for f in ready.split()[1:])
+        self.datanode_port = int(fields["datanode"])
         if self.protection:
-            self._secure_client(dict(f.split("=", 1) for f in ready.split()[1:]))
+            self._secure_client(fields)
         self.startup_seconds = time.monotonic() - started
         return self
 

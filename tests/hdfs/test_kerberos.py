@@ -17,11 +17,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from kubetrain_trainer.data import files, fs, hdfs
+from kubetrain_trainer.data.errors import DataError
 from tests.harness.hdfs import Kerberos, MiniHdfs
 from tests.hdfs.conftest import upload_digits
 from tests.trainer import runner
@@ -124,16 +124,15 @@ def test_sasl_integrity_and_privacy_work_too(protection: str, tmp_path: Path) ->
 
 
 @pytest.mark.usefixtures("logged_in")
-def test_the_datanode_refuses_a_client_that_skips_sasl(
-    secure_hdfs: MiniHdfs, home: str, tmp_path: Path
+def test_the_datanode_refuses_a_client_that_skips_sasl_and_the_error_says_why(
+    secure_hdfs: MiniHdfs, home: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The cluster really enforces SASL data transfer: the test above is not passing by luck.
+    """The cluster really enforces SASL data transfer (the tests above do not pass by luck),
+    and a client conf that forgets it gets a short error naming the missing key.
 
     A read, not a write: hdfs-native's writer blocks ~15 s in its destructor after a
     refused pipeline.
     """
-    import hdfs_native
-
     uri = f"{home}/blob.bin"
     with fs.filesystem(uri).create(uri) as out:
         out.write(b"x" * 1024)
@@ -142,18 +141,19 @@ def test_the_datanode_refuses_a_client_that_skips_sasl(
     (conf / "core-site.xml").write_text((secure_hdfs.conf_dir / "core-site.xml").read_text())
     hdfs_site = (secure_hdfs.conf_dir / "hdfs-site.xml").read_text()
     (conf / "hdfs-site.xml").write_text(
-        "\n".join(line for line in hdfs_site.splitlines() if "data.transfer" not in line)
+        "\n".join(line for line in hdfs_site.splitlines() if hdfs.PROTECTION_KEY not in line)
     )
-    krb = _kerberos(secure_hdfs)
-    client = hdfs_native.Client(
-        secure_hdfs.url,
-        config_dir=str(conf),
-        kerberos_principal=krb.principal,
-        kerberos_keytab=str(krb.keytab),
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf))
+    hdfs.filesystem.cache_clear()
+
+    assert fs.filesystem(uri).info(uri) is not None  # the NameNode lets it in
+    with pytest.raises(DataError) as caught:
+        b"".join(fs.filesystem(uri).stream(uri))
+    assert str(caught.value) == (
+        f"{uri}: read failed: no DataNode would serve it (tried 127.0.0.1:"
+        f"{secure_hdfs.datanode_port}); if the cluster protects data transfer, hdfs-site.xml"
+        f" must set {hdfs.PROTECTION_KEY} as the cluster does"
     )
-    reader = client.read(urlsplit(uri).path)  # the NameNode lets it in and hands out a token
-    with pytest.raises(RuntimeError, match="All DataNodes failed"):
-        reader.read()
 
 
 def test_no_credentials_fail_at_once_as_a_permanent_kerberos_error(

@@ -92,6 +92,32 @@ def auth_error(what: str, err: BaseException) -> HdfsAuthError | None:
     )
 
 
+# DataTransferError("All DataNodes failed: [DatanodeInfoProto { ... ip_addr: \"h\", ... xfer_port: N
+_DATANODE = re.compile(r'ip_addr: \\"([^"\\]+)\\".*?xfer_port: (\d+)')
+PROTECTION_KEY = "dfs.data.transfer.protection"
+
+
+def datanode_error(path: str, err: BaseException) -> DataError | None:
+    """A short DataError for hdfs-native's "All DataNodes failed" (a dump of every
+    DataNode's record), or None for any other error.
+
+    The usual cause on a secure cluster is a client conf without the cluster's
+    dfs.data.transfer.protection: the DataNodes then drop the unprotected
+    connection, and nothing else in the error says so.
+    """
+    text = str(err)
+    if "DataTransferError" not in text:
+        return None
+    nodes = ", ".join(f"{host}:{port}" for host, port in _DATANODE.findall(text)) or "none"
+    hint = ""
+    if PROTECTION_KEY not in site_config():
+        hint = (
+            f"; if the cluster protects data transfer, hdfs-site.xml must set {PROTECTION_KEY}"
+            " as the cluster does"
+        )
+    return DataError(f"{path}: read failed: no DataNode would serve it (tried {nodes}){hint}")
+
+
 def site_config() -> dict[str, str]:
     """Properties of the Hadoop conf dir's core-site.xml and hdfs-site.xml."""
     return hadoopconf.read(hadoopconf.conf_dir())
@@ -216,6 +242,11 @@ class HdfsFileSystem:
             yield from reader.read_range_stream(0, len(reader))
         except OSError as err:
             raise DataError(f"{path}: read failed: {_first_line(err)}") from err
+        except RuntimeError as err:
+            refused = datanode_error(path, err)
+            if refused is None:
+                raise
+            raise refused from err
 
     def open(self, path: str) -> BinaryIO:
         return cast(BinaryIO, self._call(path, lambda c: c.read(self._path(path))))
