@@ -53,7 +53,21 @@ public final class MiniHdfs {
     this.kdc = kdc;
   }
 
-  public static void main(String[] args) throws Exception {
+  /**
+   * Exit on any failure to start: the KDC's and daemons' threads would otherwise keep a JVM
+   * whose cluster never came up alive, and the harness waiting for a ready line that never comes.
+   */
+  public static void main(String[] args) {
+    try {
+      run(args);
+    } catch (Throwable e) {
+      e.printStackTrace();
+      System.exit(1);
+    }
+    System.exit(0);
+  }
+
+  private static void run(String[] args) throws Exception {
     Map<String, String> opts = parse(args);
     File baseDir = new File(require(opts, "base-dir"));
     String bindHost = opts.getOrDefault("bind-host", "0.0.0.0");
@@ -92,7 +106,6 @@ public final class MiniHdfs {
             + cluster.getDataNodes().get(0).getXferPort()
             + secureReport);
     hdfs.serve();
-    System.exit(0);
   }
 
   /** Small blocks, one replica, no permission checks, fast heartbeats for NameNode restarts. */
@@ -220,7 +233,7 @@ public final class MiniHdfs {
         continue;
       }
       try {
-        run(command);
+        execute(command);
         say("OK " + command);
       } catch (Exception e) {
         say("ERROR " + command + " " + e.toString().replace('\n', ' '));
@@ -228,7 +241,7 @@ public final class MiniHdfs {
     }
   }
 
-  private void run(String command) throws Exception {
+  private void execute(String command) throws Exception {
     switch (command) {
       case "stop-namenode":
         cluster.shutdownNameNode(0);
