@@ -128,10 +128,13 @@ public final class MiniHdfs {
     return conf;
   }
 
-  /** A KDC on a free localhost TCP port, its state under {@code baseDir/kdc}. */
+  /**
+   * A KDC on a free 127.0.0.1 TCP port, its state under {@code baseDir/kdc}. An address, not
+   * localhost: MIT clients would try ::1 first, where an IPv4-only JVM does not listen.
+   */
   private static MiniKdc startKdc(File baseDir) throws Exception {
     Properties kdcConf = MiniKdc.createConf();
-    kdcConf.setProperty(MiniKdc.KDC_BIND_ADDRESS, SERVICE_HOST);
+    kdcConf.setProperty(MiniKdc.KDC_BIND_ADDRESS, "127.0.0.1");
     File workDir = new File(baseDir, "kdc");
     if (!workDir.mkdirs() && !workDir.isDirectory()) {
       throw new IllegalStateException("cannot create " + workDir);
