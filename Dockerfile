@@ -20,7 +20,13 @@ ENV MALLOC_ARENA_MAX=2
 USER 1000
 ENTRYPOINT ["python", "-m", "kubetrain_operator"]
 
-FROM base AS trainer
+# hdfs-native loads MIT Kerberos' libgssapi_krb5.so.2 at run time for Kerberized HDFS
+# (keytab login); installed explicitly, as the slim base image does not promise it.
+FROM base AS trainer-base
+RUN apt-get update && apt-get install -y --no-install-recommends libgssapi-krb5-2=1.20.1-2+deb12u5 \
+    && rm -rf /var/lib/apt/lists/*
+
+FROM trainer-base AS trainer
 LABEL org.opencontainers.image.title="kubetrain-trainer" \
       org.opencontainers.image.description="TensorFlow trainer (CPU) for kubetrain jobs"
 RUN pip install ".[trainer]" && rm -rf /src
@@ -28,7 +34,7 @@ USER 1000
 WORKDIR /tmp
 ENTRYPOINT ["python", "-m", "kubetrain_trainer"]
 
-FROM base AS trainer-gpu
+FROM trainer-base AS trainer-gpu
 LABEL org.opencontainers.image.title="kubetrain-trainer-gpu" \
       org.opencontainers.image.description="TensorFlow trainer (CUDA) for kubetrain jobs"
 RUN pip install ".[trainer-gpu]" && rm -rf /src

@@ -2,8 +2,9 @@
 # Build (once) and cache a real single-node HDFS for tests: Hadoop's shaded
 # minicluster from Maven Central plus our launcher hack/hdfs/.../MiniHdfs.java.
 #
-# The classpath lands in ${KUBETRAIN_CACHE:-$HOME/.cache/kubetrain}/hdfs-<hadoop version>/
-# (lib/*.jar, classes/); Maven's own downloads stay in its local repository
+# The classpath lands in ${KUBETRAIN_CACHE:-$HOME/.cache/kubetrain}/hdfs-<hadoop version>-<pom
+# hash>/ (lib/*.jar, classes/): a changed dependency list gets a directory of its own and never
+# rewrites one that another checkout is using. Maven's own downloads stay in its local repository
 # (~/.m2 unless MAVEN_OPTS says otherwise). Nothing is written into the clone.
 # A cached classpath is reused at once; the launcher is recompiled when its
 # source changes.
@@ -17,9 +18,21 @@ POM=$ROOT/hack/hdfs/pom.xml
 SRC=$ROOT/hack/hdfs/src/main/java/io/kubetrain/hdfs/MiniHdfs.java
 CACHE=${KUBETRAIN_CACHE:-$HOME/.cache/kubetrain}
 VERSION=$(sed -n 's:.*<hadoop.version>\(.*\)</hadoop.version>.*:\1:p' "$POM")
-HOME_DIR=$CACHE/hdfs-$VERSION
+HOME_DIR=$CACHE/hdfs-$VERSION-$(sha256sum "$POM" | cut -c1-12)
 
 log() { echo "hdfs-tools: $*" >&2; }
+
+# hdfs-native (the trainer's HDFS client) loads MIT Kerberos' GSSAPI library at run time for
+# the Kerberized test cluster; Debian ships it as libgssapi-krb5-2.
+need_gssapi() {
+  python3 -c 'import ctypes; ctypes.CDLL("libgssapi_krb5.so.2")' 2>/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing libgssapi-krb5-2 ..."
+    apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends libgssapi-krb5-2 >&2
+  else
+    log "libgssapi_krb5.so.2 is required (apt-get install libgssapi-krb5-2)"; exit 1
+  fi
+}
 
 build() {
   mkdir -p "$HOME_DIR"
@@ -47,6 +60,7 @@ build() {
     rm -rf "$HOME_DIR/classes"
     mv "$HOME_DIR/classes.tmp" "$HOME_DIR/classes"
   fi
+  need_gssapi   # under the lock: one apt-get at a time
   exec 9>&-
 }
 

@@ -8,8 +8,13 @@ hdfs-site.xml), exactly what a trainer pod gets from its ConfigMap.
     with MiniHdfs() as hdfs:
         hdfs_native.Client(hdfs.url).mkdirs("/data")
 
+``MiniHdfs(kerberos="authentication")`` is a secure cluster instead: its own
+KDC, Kerberos RPC, block access tokens and SASL-protected data transfer; its
+:attr:`MiniHdfs.kerberos` names a client principal and keytab.
+
 The launcher dies with its stdin, so a test run that is killed takes the
-cluster with it. Run ``python -m tests.harness.hdfs`` to keep one up by hand.
+cluster with it. Run ``python -m tests.harness.hdfs [authentication]`` to keep
+one (Kerberized) up by hand.
 """
 
 from __future__ import annotations
@@ -22,12 +27,20 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 from xml.sax.saxutils import escape
 
-__all__ = ["HDFS_TOOLS", "MiniHdfs", "MiniHdfsError", "find_hdfs", "write_client_conf"]
+__all__ = [
+    "HDFS_TOOLS",
+    "Kerberos",
+    "MiniHdfs",
+    "MiniHdfsError",
+    "find_hdfs",
+    "write_client_conf",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HDFS_TOOLS = REPO_ROOT / "hack" / "hdfs-tools.sh"
@@ -47,14 +60,56 @@ def find_hdfs() -> Path:
     return Path(lines[-1].split("=", 1)[1])
 
 
-def write_client_conf(conf_dir: Path, rpc: str, extra: dict[str, str] | None = None) -> Path:
+@dataclass(frozen=True)
+class Kerberos:
+    """What a client of a secure cluster needs, as the launcher reported it."""
+
+    realm: str
+    krb5_conf: Path  #: for MIT clients (libgssapi_krb5): KRB5_CONFIG
+    principal: str  #: the client user, e.g. alice@EXAMPLE.COM, home /user/alice
+    keytab: Path
+    service: str  #: the NameNode's and DataNode's principal
+    protection: str  #: hadoop.rpc.protection and dfs.data.transfer.protection
+
+    @property
+    def user(self) -> str:
+        return self.principal.split("@", 1)[0]
+
+    def site(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(core-site, hdfs-site) properties a client of the cluster sets."""
+        core = {
+            "hadoop.security.authentication": "kerberos",
+            "hadoop.rpc.protection": self.protection,
+        }
+        hdfs = {
+            "dfs.namenode.kerberos.principal": self.service,
+            "dfs.data.transfer.protection": self.protection,
+        }
+        return core, hdfs
+
+    def env(self, ccache: Path, *, credentials: bool = True) -> dict[str, str]:
+        """The realm's krb5.conf and a private ticket cache, plus, with `credentials`,
+        the keytab login the operator sets up in a pod (KUBETRAIN_PRINCIPAL/KEYTAB)."""
+        env = {"KRB5_CONFIG": str(self.krb5_conf), "KRB5CCNAME": f"FILE:{ccache}"}
+        if credentials:
+            env |= {"KUBETRAIN_PRINCIPAL": self.principal, "KUBETRAIN_KEYTAB": str(self.keytab)}
+        return env
+
+
+def write_client_conf(
+    conf_dir: Path,
+    rpc: str,
+    extra: dict[str, str] | None = None,
+    core: dict[str, str] | None = None,
+) -> Path:
     """core-site.xml + hdfs-site.xml for a client reaching the NameNode at `rpc` (host:port).
 
     DataNodes are reached by the hostname they advertise, so a client in
     another network namespace works when the cluster advertises a routable host.
+    `extra` and `core` add hdfs-site and core-site properties.
     """
     conf_dir.mkdir(parents=True, exist_ok=True)
-    _write_xml(conf_dir / "core-site.xml", {"fs.defaultFS": f"hdfs://{rpc}"})
+    _write_xml(conf_dir / "core-site.xml", {"fs.defaultFS": f"hdfs://{rpc}", **(core or {})})
     _write_xml(
         conf_dir / "hdfs-site.xml",
         {"dfs.client.use.datanode.hostname": "true", **(extra or {})},
@@ -81,7 +136,8 @@ class MiniHdfs:
     """One MiniDFSCluster process, driven over its stdin/stdout protocol.
 
     Ports are fixed before start so that a restarted NameNode comes back on
-    the same address and clients reconnect.
+    the same address and clients reconnect. `kerberos` (a protection level:
+    authentication, integrity or privacy) makes it a secure cluster.
     """
 
     def __init__(
@@ -91,6 +147,7 @@ class MiniHdfs:
         bind_host: str = "0.0.0.0",
         datanode_host: str = "127.0.0.1",
         startup_timeout: float = 180.0,
+        kerberos: str | None = None,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kubetrain-hdfs-"))
@@ -99,6 +156,9 @@ class MiniHdfs:
         self.startup_timeout = startup_timeout
         self.rpc_port = _free_port()
         self.http_port = _free_port()
+        self.datanode_port = 0  #: the DataNode's data transfer port, once started
+        self.protection = kerberos
+        self.kerberos: Kerberos | None = None  #: set once a secure cluster is up
         self.startup_seconds = 0.0
         self._proc: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -111,6 +171,7 @@ class MiniHdfs:
 
     @property
     def webhdfs_url(self) -> str:
+        """Plain HTTP; on a Kerberized cluster it wants SPNEGO (HTTP/localhost)."""
         return f"http://127.0.0.1:{self.http_port}/webhdfs/v1"
 
     @property
@@ -126,11 +187,14 @@ class MiniHdfs:
         """Environment for a client process: ours plus HADOOP_CONF_DIR."""
         return {**os.environ, "HADOOP_CONF_DIR": str(self.conf_dir)}
 
+    def _rpc(self) -> str:
+        return f"127.0.0.1:{self.rpc_port}"
+
     def start(self) -> MiniHdfs:
         """Start the cluster and wait until clients can read and write."""
         find_hdfs()
         started = time.monotonic()
-        write_client_conf(self.conf_dir, f"127.0.0.1:{self.rpc_port}")
+        write_client_conf(self.conf_dir, self._rpc())
         self._log = self.log_path.open("w")
         # stdin stays open as the cluster's lifeline; stderr (Hadoop's chatter) goes to a file.
         opts = {
@@ -140,6 +204,8 @@ class MiniHdfs:
             "bind-host": self.bind_host,
             "datanode-host": self.datanode_host,
         }
+        if self.protection:
+            opts["kerberos"] = self.protection
         self._proc = subprocess.Popen(
             [
                 "bash",
@@ -155,12 +221,29 @@ class MiniHdfs:
         )
         threading.Thread(target=self._pump, args=(self._proc.stdout,), daemon=True).start()
         try:
-            self._expect("READY", self.startup_timeout)
+            ready = self._expect("READY", self.startup_timeout)
         except MiniHdfsError:
             self.stop()
             raise
+        fields = dict(f.split("=", 1) for f in ready.split()[1:])
+        self.datanode_port = int(fields["datanode"])
+        if self.protection:
+            self._secure_client(fields)
         self.startup_seconds = time.monotonic() - started
         return self
+
+    def _secure_client(self, fields: dict[str, str]) -> None:
+        """Record the ready line's Kerberos fields and rewrite the client conf for them."""
+        self.kerberos = Kerberos(
+            realm=fields["realm"],
+            krb5_conf=Path(fields["krb5conf"]),
+            principal=fields["principal"],
+            keytab=Path(fields["keytab"]),
+            service=fields["service"],
+            protection=str(self.protection),
+        )
+        core, hdfs = self.kerberos.site()
+        write_client_conf(self.conf_dir, self._rpc(), hdfs, core)
 
     def stop_namenode(self) -> None:
         """Shut the NameNode down (DataNode stays): clients now get connection refused."""
@@ -243,8 +326,15 @@ class MiniHdfs:
 
 
 if __name__ == "__main__":
-    with MiniHdfs() as cluster:
+    import sys
+
+    # An optional argument (authentication, integrity, privacy) makes it Kerberized.
+    with MiniHdfs(kerberos=(sys.argv[1:] or [None])[0]) as cluster:
         print(f"HDFS up in {cluster.startup_seconds:.1f}s: {cluster.url}")
         print(f"export HADOOP_CONF_DIR={cluster.conf_dir}")
+        if cluster.kerberos:
+            krb = cluster.kerberos
+            print(f"export KRB5_CONFIG={krb.krb5_conf}")
+            print(f"export KUBETRAIN_PRINCIPAL={krb.principal} KUBETRAIN_KEYTAB={krb.keytab}")
         print("press Enter to stop")
         input()

@@ -21,7 +21,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Build the HDFS classpath before any test starts, outside every test's timeout."""
     if config.option.collectonly:
         return
-    if any("hdfs" in getattr(item, "fixturenames", ()) for item in items):
+    wanted = {"hdfs", "secure_hdfs"}
+    if any(wanted & set(getattr(item, "fixturenames", ())) for item in items):
         find_hdfs()
 
 
@@ -42,10 +43,14 @@ def hdfs_dir(hdfs: MiniHdfs) -> str:
 @pytest.fixture(scope="session")
 def hdfs_digits(hdfs: MiniHdfs, tmp_path_factory: pytest.TempPathFactory) -> str:
     """scikit-learn's digits as TFRecord shards in HDFS (4 train, 2 validation)."""
+    return upload_digits(f"{hdfs.url}/datasets/digits", tmp_path_factory)
+
+
+def upload_digits(uri: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Write digits' TFRecord shards locally and copy them to `uri` (train/, validation/)."""
     from kubetrain_trainer import datasets
     from kubetrain_trainer.data import fs
 
     local = datasets.digits(tmp_path_factory.mktemp("digits"))
-    uri = f"{hdfs.url}/datasets/digits"
     fs.copy_tree(str(local), uri)
     return uri

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TypeVar, cast
@@ -50,6 +51,71 @@ class HdfsUnavailableError(DataError):
 
     A subclass so a caller can treat an outage as retryable and a bad path as final.
     """
+
+
+class HdfsAuthError(DataError):
+    """Kerberos login or SASL authentication to HDFS failed.
+
+    A configuration error (no keytab, a wrong principal, no krb5.conf for the
+    realm), so permanent: retrying cannot make the credentials appear.
+    """
+
+
+# hdfs-native's errors for a failed login: GSSAPI (MIT Kerberos), SASL, or no libgssapi at all.
+_AUTH_ERRORS = ("GSSAPIError", "SASLError", "libgssapi_krb5")
+# GSSAPIError(GssMajorCodes { ... }, <minor>, "<what MIT Kerberos says>")
+_GSS_MESSAGE = re.compile(r'"((?:[^"\\]|\\.)*)"\)\s*$')
+
+
+def _login() -> str:
+    """The credentials this process offers, as the error message names them."""
+    principal, keytab = os.environ.get(PRINCIPAL_ENV), os.environ.get(KEYTAB_ENV)
+    if principal and keytab:
+        return f"keytab {keytab} for {principal}"
+    cache = os.environ.get("KRB5CCNAME") or "the default ticket cache"
+    return f"no keytab ({PRINCIPAL_ENV}/{KEYTAB_ENV} unset), {cache}"
+
+
+def auth_error(what: str, err: BaseException) -> HdfsAuthError | None:
+    """A clear HdfsAuthError for hdfs-native's Kerberos failure `err`, or None.
+
+    Network errors (OSError) are never auth errors: they stay retryable outages.
+    """
+    text = str(err)
+    if isinstance(err, OSError) or not any(marker in text for marker in _AUTH_ERRORS):
+        return None
+    found = _GSS_MESSAGE.search(text)
+    reason = found.group(1).replace('\\"', '"') if found else _first_line(err)
+    return HdfsAuthError(
+        f"{what}: Kerberos authentication to HDFS failed ({_login()}): {reason}. "
+        "Check spec.data.hdfs principal and kerberosSecret, and the realm's krb5.conf"
+    )
+
+
+# DataTransferError("All DataNodes failed: [DatanodeInfoProto { ... ip_addr: \"h\", ... xfer_port: N
+_DATANODE = re.compile(r'ip_addr: \\"([^"\\]+)\\".*?xfer_port: (\d+)')
+PROTECTION_KEY = "dfs.data.transfer.protection"
+
+
+def datanode_error(path: str, err: BaseException) -> DataError | None:
+    """A short DataError for hdfs-native's "All DataNodes failed" (a dump of every
+    DataNode's record), or None for any other error.
+
+    The usual cause on a secure cluster is a client conf without the cluster's
+    dfs.data.transfer.protection: the DataNodes then drop the unprotected
+    connection, and nothing else in the error says so.
+    """
+    text = str(err)
+    if "DataTransferError" not in text:
+        return None
+    nodes = ", ".join(f"{host}:{port}" for host, port in _DATANODE.findall(text)) or "none"
+    hint = ""
+    if PROTECTION_KEY not in site_config():
+        hint = (
+            f"; if the cluster protects data transfer, hdfs-site.xml must set {PROTECTION_KEY}"
+            " as the cluster does"
+        )
+    return DataError(f"{path}: read failed: no DataNode would serve it (tried {nodes}){hint}")
 
 
 def site_config() -> dict[str, str]:
@@ -119,6 +185,9 @@ class HdfsFileSystem:
             err = error[0]
             if isinstance(err, FileNotFoundError):
                 raise NotFoundError(f"{what}: not found on HDFS ({_first_line(err)})") from err
+            auth = auth_error(what, err)
+            if auth is not None:
+                raise auth from err
             if isinstance(err, FileExistsError | PermissionError | IsADirectoryError):
                 raise DataError(f"{what}: {_first_line(err)}") from err
             if isinstance(err, OSError):
@@ -173,6 +242,11 @@ class HdfsFileSystem:
             yield from reader.read_range_stream(0, len(reader))
         except OSError as err:
             raise DataError(f"{path}: read failed: {_first_line(err)}") from err
+        except RuntimeError as err:
+            refused = datanode_error(path, err)
+            if refused is None:
+                raise
+            raise refused from err
 
     def open(self, path: str) -> BinaryIO:
         return cast(BinaryIO, self._call(path, lambda c: c.read(self._path(path))))
