@@ -12,6 +12,7 @@ on failure and, when a killed process left one behind, by the next process.
 from __future__ import annotations
 
 import atexit
+import collections
 import itertools
 import os
 import shutil
@@ -35,7 +36,11 @@ PREFIX = "kubetrain-copyahead-"
 
 _lock = threading.Lock()
 _ours: set[Path] = set()
-_reading: dict[int, str] = {}  # CopyAhead -> the remote file its reader is on
+#: CopyAhead -> the remote files its reader took last, newest last. More than
+#: the current one: after a read error tf.data's prefetching may move on a file
+#: or two before the error reaches the training loop.
+_reading: dict[int, collections.deque[str]] = {}
+RECENT_FILES = 3
 
 
 def peak_bytes(sizes: list[int]) -> int:
@@ -106,9 +111,9 @@ def _download(remote: str, local: Path) -> None:
 
 
 def reading() -> list[str]:
-    """The remote files the copy-ahead readers of this process are on now."""
+    """The remote files the copy-ahead readers of this process are on or were on just before."""
     with _lock:
-        return sorted(set(_reading.values()))
+        return sorted({name for recent in _reading.values() for name in recent})
 
 
 def _forget(key: int) -> None:
@@ -162,7 +167,9 @@ class CopyAhead:
 
     def _now_reading(self, remote: str) -> None:
         with _lock:
-            _reading[id(self)] = remote
+            recent = _reading.setdefault(id(self), collections.deque(maxlen=RECENT_FILES))
+            if not recent or recent[-1] != remote:
+                recent.append(remote)
 
 
 def dataset(

@@ -20,6 +20,7 @@ import mmap
 import os
 import re
 import struct
+import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -198,11 +199,11 @@ def _size(path: str) -> int:
 
 
 def corruption_error(err: BaseException) -> DataError:
-    """A DataError for TF's "corrupted record at N", naming the remote file(s) being read.
+    """A DataError for TF's "corrupted record at N", naming the remote file that is corrupt.
 
-    TF's message names no file. Each copy-ahead pipeline knows the file its
-    reader is on, so the bad file is among those named: one per live
-    pipeline (a trainer has two at most, training and validation).
+    TF's message names no file. Each copy-ahead pipeline knows the last few
+    files its reader took; the one whose record payload at offset N fails its
+    checksum is named, or all of them when none can be singled out.
     """
     message = getattr(err, "message", None) or str(err)
     lines = [line.strip() for line in message.splitlines() if line.strip()] or [""]
@@ -211,8 +212,47 @@ def corruption_error(err: BaseException) -> DataError:
     first = next((line for line in lines if "corrupted record" in line), lines[0])
     first = re.sub(r"^\{\{.*?\}\}\s*|\s*\[\[\{\{node .*$|\s*\[Op:.*$", "", first)  # op context
     where = copyahead.reading()
+    if (at := _CORRUPT_AT.search(first)) and len(where) > 1:
+        where = [f for f in where if _payload_corrupt_at(f, int(at.group(1)))] or where
     files = f" in {' or '.join(where)}" if where else ""
     return DataError(f"corrupt TFRecord data{files}: {first}")
+
+
+_CORRUPT_AT = re.compile(r"corrupted record at (\d+)")
+
+
+def _payload_corrupt_at(path: str, offset: int) -> bool:
+    """Whether a record of `path` with a sound header has a payload at `offset` failing its CRC.
+
+    TF reports a bad payload at the payload's offset, just after the header.
+    Only that record is read (a ranged read); its header's CRC says a record
+    starts there (checked here, 8 bytes), TF checks the payload. A corrupt
+    header cannot be told from a wrong file this way, so it singles out none.
+    """
+    start = offset - _HEADER.size
+    if start < 0:
+        return False
+    try:
+        with fs.filesystem(path).open(path) as f:
+            f.seek(start)
+            header = f.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return False  # the file ends before `offset`: not this one
+            length, crc = _HEADER.unpack(header)
+            if masked_crc32c(header[:8]) != crc:
+                return False  # no record starts there
+            record = header + f.read(length + 4)
+    except (OSError, DataError):
+        return False
+    with tempfile.NamedTemporaryFile(suffix=".tfrecord") as tmp:
+        tmp.write(record)
+        tmp.flush()
+        try:
+            for _ in tf.data.TFRecordDataset(tmp.name):
+                pass
+        except tf.errors.DataLossError:
+            return True
+    return False
 
 
 def write(path: str, features: dict[str, Any], num: int) -> None:
