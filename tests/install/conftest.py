@@ -13,7 +13,11 @@ _REPO_ROOT = _HERE.parents[1]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
+# The e2e host-dir fixtures, for test_operator_pod.py's digits jobs.
+from tests.e2e.fixtures import digits_host_dir, host_dir, out_dir  # noqa: E402
 from tests.harness.cluster import find_tools  # noqa: E402
+
+__all__ = ["digits_host_dir", "host_dir", "out_dir"]
 
 #: Test modules and the cluster tools they need (None: all of them).
 _TOOLS_NEEDED = {"test_chart.py": ["helm"], "test_install_cluster.py": None}

@@ -35,9 +35,6 @@ from tests.harness.kubelet import KubeletPool, TestKubelet
 from tests.install.chartlib import CHART, MANIFESTS, REPO, helm_bin
 
 pytestmark = pytest.mark.e2e
-host_dir = base.host_dir
-digits_host_dir = base.digits_host_dir
-out_dir = base.out_dir
 _wait = base._wait
 
 IMAGE = "kubetrain/operator:0.1.0"
