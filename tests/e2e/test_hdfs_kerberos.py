@@ -9,6 +9,7 @@ tokens, SASL on every DataNode connection) and write their model back there.
 Pods reach the NameNode and DataNode on the node's bridge address, where the
 cluster listens, and the loopback-only KDC through a port proxy there. The
 keytab must then appear in no pod log, the operator log, the job or Events.
+The same job without the krb5 ConfigMap fails at once as a config error.
 """
 
 from __future__ import annotations
@@ -96,8 +97,18 @@ def test_a_job_trains_from_kerberized_hdfs_with_a_keytab_secret_and_krb5_config_
     _user_objects(cluster, ns, pod_secure_hdfs, kubelet.node_ip, tmp_path)
     pod_home = f"hdfs://{kubelet.node_ip}:{pod_secure_hdfs.rpc_port}{path}"
     base._apply(cluster, _job("krb", ns, pod_home, digits_host_dir, out_dir, krb.principal))
+    # The same job without krb5ConfigMap: the pods know no KDC for the realm.
+    blind = _job("no-krb5", ns, pod_home, digits_host_dir, out_dir, krb.principal)
+    del blind["spec"]["data"]["hdfs"]["krb5ConfigMap"]
+    blind["spec"]["replicas"]["worker"]["replicas"] = 1
+    base._apply(cluster, blind)
 
-    done = lifecycle._wait_phase(cluster, ns, "krb", ("Succeeded", "Failed"), 300, operator.log)
+    final = ("Succeeded", "Failed")
+    failed = lifecycle._wait_phase(cluster, ns, "no-krb5", final, 180, operator.log)
+    condition = lifecycle._condition(failed, "Failed")
+    assert failed["phase"] == "Failed" and failed.get("restartCount", 0) == 0, condition
+    assert "Kerberos authentication to HDFS failed" in condition["message"], condition
+    done = lifecycle._wait_phase(cluster, ns, "krb", final, 300, operator.log)
     assert done["phase"] == "Succeeded", (done, kubelet.logs(ns, "krb-worker-0"))
     model = f"{pod_secure_hdfs.url}{path}/models/krb"
     with secure._logged_in(pod_secure_hdfs, tmp_path / "krb5cc-check"):
@@ -105,10 +116,11 @@ def test_a_job_trains_from_kerberized_hdfs_with_a_keytab_secret_and_krb5_config_
         info = fs.filesystem(model).info(f"{model}/model.keras")
     assert info is not None and info.size > 0
     assert saved["metrics"]["val_accuracy"] >= 0.5, saved["metrics"]
-    places = secrets.outputs(cluster, kubelet, operator, ns, ["krb"])
-    assert len([where for where in places if where.endswith(".log")]) == 2, places.keys()
+    places = secrets.outputs(cluster, kubelet, operator, ns, ["krb", "no-krb5"])
+    assert len([where for where in places if where.endswith(".log")]) == 3, places.keys()
     leaked = secrets.leaks(places, [krb.keytab.read_bytes()])
     assert not leaked, f"the keytab was written to {leaked}"
     print(f"\nKerberized job Succeeded in {time.monotonic() - started:.0f}s, {saved['metrics']}")
+    print(f"without krb5ConfigMap: {condition['message'][-300:]}")
 
-    base._delete_and_collect(cluster, ns, ["krb"], operator.log)
+    base._delete_and_collect(cluster, ns, ["krb", "no-krb5"], operator.log)
