@@ -217,6 +217,10 @@ class HDFSSpec(Model):
         default=None, description="Secret with a `keytab` key, mounted read-only."
     )
     principal: str | None = Field(default=None, description="Kerberos principal of the keytab.")
+    krb5_config_map: str | None = Field(
+        default=None,
+        description="ConfigMap with a `krb5.conf` key (the realm's KDCs), mounted as KRB5_CONFIG.",
+    )
     user: str | None = Field(default=None, description="HDFS user for simple authentication.")
 
 

@@ -6,7 +6,10 @@ reporter's progress endpoint drives a progress bar, and when one replica
 fails every replica stops (TF's collectives cannot go on without it). A
 retryable failure restarts the whole group, within runPolicy.backoffLimit and
 after the same restart back-off as on a cluster, and BackupAndRestore resumes
-from the last finished epoch.
+from the last finished epoch. spec.data.hdfs names cluster objects (ConfigMaps,
+a keytab Secret) that do not exist here: replicas inherit this process's
+HADOOP_CONF_DIR, KRB5_CONFIG and Kerberos login (KUBETRAIN_PRINCIPAL and
+KUBETRAIN_KEYTAB, or a kinit ticket cache) instead.
 """
 
 from __future__ import annotations

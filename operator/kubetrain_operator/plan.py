@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubetrain_operator.api import API_VERSION, KIND, ReplicaType, TrainingJob
+from kubetrain_operator.api import API_VERSION, KIND, HDFSSpec, ReplicaType, TrainingJob
 
 LABEL_JOB = "kubetrain.io/job-name"
 LABEL_TYPE = "kubetrain.io/replica-type"
@@ -23,6 +23,8 @@ PROGRESS_PORT_NAME = "progress"
 SCRATCH_DIR = "/tmp"
 HADOOP_CONF_DIR = "/etc/hadoop/conf"
 KEYTAB_DIR = "/etc/kubetrain/keytab"
+KRB5_DIR = "/etc/kubetrain/krb5"
+KRB5_CONF = "krb5.conf"
 TRAINER_COMMAND = ["python", "-m", "kubetrain_trainer"]
 GPU_RESOURCE = "nvidia.com/gpu"
 TPU_RESOURCE = "google.com/tpu"
@@ -228,23 +230,32 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
     mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH_DIR}]
     data = job.spec.data
     hdfs = data.hdfs if data is not None else None
-    if hdfs is not None and hdfs.config_map:
-        volumes.append({"name": "hadoop-conf", "configMap": {"name": hdfs.config_map}})
-        mounts.append({"name": "hadoop-conf", "mountPath": HADOOP_CONF_DIR, "readOnly": True})
-    if hdfs is not None and hdfs.kerberos_secret:
-        volumes.append(
-            {
-                "name": "keytab",
-                "secret": {"secretName": hdfs.kerberos_secret, "defaultMode": 0o400},
-            }
-        )
-        mounts.append({"name": "keytab", "mountPath": KEYTAB_DIR, "readOnly": True})
+    for name, source, path in _hdfs_volumes(hdfs) if hdfs is not None else []:
+        volumes.append({"name": name, **source})
+        mounts.append({"name": name, "mountPath": path, "readOnly": True})
     for volume in data.volumes if data is not None else []:
         volumes.append({"name": volume.name, **volume.source})
         mounts.append(
             {"name": volume.name, "mountPath": volume.mount_path, "readOnly": volume.read_only}
         )
     return volumes, mounts
+
+
+def _hdfs_volumes(hdfs: HDFSSpec) -> list[tuple[str, dict[str, Any], str]]:
+    """(name, source, mount path) of the Hadoop conf, krb5.conf and keytab the spec names,
+    all read-only: the trainer only reads them."""
+    out: list[tuple[str, dict[str, Any], str]] = []
+    if hdfs.config_map:
+        out.append(("hadoop-conf", {"configMap": {"name": hdfs.config_map}}, HADOOP_CONF_DIR))
+    if hdfs.krb5_config_map:
+        # Only the krb5.conf key: a missing key fails the mount instead of a login far later.
+        items = [{"key": KRB5_CONF, "path": KRB5_CONF}]
+        source = {"configMap": {"name": hdfs.krb5_config_map, "items": items}}
+        out.append(("krb5-conf", source, KRB5_DIR))
+    if hdfs.kerberos_secret:
+        source = {"secret": {"secretName": hdfs.kerberos_secret, "defaultMode": 0o400}}
+        out.append(("keytab", source, KEYTAB_DIR))
+    return out
 
 
 def _hdfs_env(job: TrainingJob) -> dict[str, str]:
@@ -254,8 +265,13 @@ def _hdfs_env(job: TrainingJob) -> dict[str, str]:
     env = {}
     if hdfs.config_map:
         env["HADOOP_CONF_DIR"] = HADOOP_CONF_DIR
+    if hdfs.krb5_config_map:
+        env["KRB5_CONFIG"] = f"{KRB5_DIR}/{KRB5_CONF}"
     if hdfs.kerberos_secret:
         env["KUBETRAIN_KEYTAB"] = f"{KEYTAB_DIR}/keytab"
+        # hdfs-native keeps a keytab login's ticket in memory and never writes this
+        # cache, so it is harmless; it is read when no principal is given (a ticket
+        # from a kinit init container) and named in a failed login's message.
         env["KRB5CCNAME"] = f"{SCRATCH_DIR}/krb5cc"
     if hdfs.principal:
         env["KUBETRAIN_PRINCIPAL"] = hdfs.principal

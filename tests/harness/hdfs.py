@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shutil
 import socket
 import subprocess
@@ -86,6 +87,19 @@ class Kerberos:
             "dfs.data.transfer.protection": self.protection,
         }
         return core, hdfs
+
+    @property
+    def kdc_port(self) -> int:
+        """The KDC's TCP port on 127.0.0.1, as krb5.conf names it."""
+        found = re.search(r"^\s*kdc = 127\.0\.0\.1:(\d+)$", self.krb5_conf.read_text(), re.M)
+        if found is None:
+            raise MiniHdfsError(f"no 127.0.0.1 KDC in {self.krb5_conf}")
+        return int(found[1])
+
+    def krb5_conf_for(self, kdc_host: str) -> str:
+        """krb5.conf for clients that reach the KDC at `kdc_host` (e.g. pods, via a proxy)."""
+        text = self.krb5_conf.read_text()
+        return text.replace(f"kdc = 127.0.0.1:{self.kdc_port}", f"kdc = {kdc_host}:{self.kdc_port}")
 
     def env(self, ccache: Path, *, credentials: bool = True) -> dict[str, str]:
         """The realm's krb5.conf and a private ticket cache, plus, with `credentials`,
@@ -187,14 +201,17 @@ class MiniHdfs:
         """Environment for a client process: ours plus HADOOP_CONF_DIR."""
         return {**os.environ, "HADOOP_CONF_DIR": str(self.conf_dir)}
 
-    def _rpc(self) -> str:
-        return f"127.0.0.1:{self.rpc_port}"
+    def write_conf(self, conf_dir: Path, host: str = "127.0.0.1") -> Path:
+        """A client conf dir for the NameNode at `host` (for pods: the node's bridge IP),
+        with a secure cluster's Kerberos properties."""
+        core, hdfs = self.kerberos.site() if self.kerberos else ({}, {})
+        return write_client_conf(conf_dir, f"{host}:{self.rpc_port}", hdfs, core)
 
     def start(self) -> MiniHdfs:
         """Start the cluster and wait until clients can read and write."""
         find_hdfs()
         started = time.monotonic()
-        write_client_conf(self.conf_dir, self._rpc())
+        self.write_conf(self.conf_dir)
         self._log = self.log_path.open("w")
         # stdin stays open as the cluster's lifeline; stderr (Hadoop's chatter) goes to a file.
         opts = {
@@ -242,8 +259,7 @@ class MiniHdfs:
             service=fields["service"],
             protection=str(self.protection),
         )
-        core, hdfs = self.kerberos.site()
-        write_client_conf(self.conf_dir, self._rpc(), hdfs, core)
+        self.write_conf(self.conf_dir)
 
     def stop_namenode(self) -> None:
         """Shut the NameNode down (DataNode stays): clients now get connection refused."""

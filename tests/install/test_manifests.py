@@ -254,7 +254,7 @@ WHAT_EACH_EXAMPLE_SHOWS: dict[str, Callable[[dict[str, Any]], bool]] = {
     ),
     "predict.yaml": lambda s: s["task"] == "predict" and "predict" in s,
     "hdfs-kerberos.yaml": lambda s: (
-        s["data"]["hdfs"].keys() >= {"configMap", "kerberosSecret", "principal"}
+        s["data"]["hdfs"].keys() >= {"configMap", "krb5ConfigMap", "kerberosSecret", "principal"}
         and s["data"]["train"].startswith("hdfs://")
     ),
 }

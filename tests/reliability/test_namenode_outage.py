@@ -25,7 +25,7 @@ from tests.e2e import test_lifecycle as lifecycle
 from tests.e2e import test_operator as base
 from tests.e2e.operator_fixture import RunningOperator
 from tests.harness.cluster import Cluster
-from tests.harness.hdfs import MiniHdfs, write_client_conf
+from tests.harness.hdfs import MiniHdfs
 from tests.harness.kubelet import TestKubelet
 
 pytestmark = pytest.mark.e2e
@@ -79,7 +79,7 @@ def test_namenode_outage_fails_fast_or_resumes_from_the_checkpoint(
     ns = base._namespace(cluster, "rel-namenode")
     fs.copy_tree(str(digits_host_dir), f"{pod_hdfs.url}/digits")
     pod_url = f"hdfs://{kubelet.node_ip}:{pod_hdfs.rpc_port}"
-    conf = write_client_conf(tmp_path / "conf", f"{kubelet.node_ip}:{pod_hdfs.rpc_port}")
+    conf = pod_hdfs.write_conf(tmp_path / "conf", kubelet.node_ip)
     cluster.kubectl("create", "configmap", "hadoop-conf", "-n", ns, f"--from-file={conf}")
     gives_up = _job("gives-up", ns, pod_url, digits_host_dir, out_dir / "a", backoff=0)
     gives_up["spec"]["replicas"]["worker"]["replicas"] = 1

@@ -85,15 +85,28 @@ def test_keytab_and_token_never_reach_logs_events_or_status(
         hashlib.sha256(token.encode()).hexdigest(),
     ]
 
-    pod_logs = sorted((kubelet.root / "logs").glob(f"{ns}_*.log"))
+    places = outputs(cluster, kubelet, operator, ns, ["trains", "breaks"])
+    pod_logs = [where for where in places if where.endswith(".log")]
     assert len(pod_logs) == 2, pod_logs
-    places = {str(p): p.read_text(errors="replace") for p in pod_logs}
-    places["operator log"] = operator.log()
-    for name in ("trains", "breaks"):
-        places[f"{name} object"] = json.dumps(base._get(cluster, ns, name))
-    places["events"] = cluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout
-    assert "Traceback" in places[str(pod_logs[0])] + places[str(pod_logs[1])]
-    for secret in (keytab, token):
-        forms = (secret, base64.b64encode(secret.encode()).decode())
-        leaks = [where for where, text in places.items() if any(f in text for f in forms)]
-        assert not leaks, f"a secret was written to {leaks}"
+    assert b"Traceback" in places[pod_logs[0]] + places[pod_logs[1]]
+    leaked = leaks(places, [keytab.encode(), token.encode()])
+    assert not leaked, f"a secret was written to {leaked}"
+
+
+def outputs(
+    cluster: Cluster, kubelet: TestKubelet, operator: RunningOperator, ns: str, jobs: list[str]
+) -> dict[str, bytes]:
+    """Everything a secret could leak into, by where: the namespace's pod logs, the
+    operator's log, the jobs (status included) and the namespace's Events."""
+    places = {str(p): p.read_bytes() for p in sorted((kubelet.root / "logs").glob(f"{ns}_*.log"))}
+    places["operator log"] = operator.log().encode()
+    for name in jobs:
+        places[f"{name} object"] = json.dumps(base._get(cluster, ns, name)).encode()
+    places["events"] = cluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout.encode()
+    return places
+
+
+def leaks(places: dict[str, bytes], secrets: list[bytes]) -> list[str]:
+    """The places holding any of `secrets`, plain or base64-encoded."""
+    forms = [form for secret in secrets for form in (secret, base64.b64encode(secret))]
+    return [where for where, data in places.items() if any(f in data for f in forms)]

@@ -130,6 +130,29 @@ def test_hdfs_config_and_keytab_mounts() -> None:
     env = _env(pod)
     assert env["HADOOP_CONF_DIR"] == plan.HADOOP_CONF_DIR
     assert env["KUBETRAIN_PRINCIPAL"] == "a@B"
+    assert "KRB5_CONFIG" not in env and "krb5-conf" not in volumes
+
+
+def test_krb5_config_map_is_mounted_read_only_as_krb5_config() -> None:
+    """Pods get the realm's KDCs from the ConfigMap, not the image's /etc/krb5.conf or DNS."""
+    hdfs = {"kerberosSecret": "keytab", "principal": "a@B", "krb5ConfigMap": "realm"}
+    job = make_job(
+        data={
+            "train": "hdfs://nn/x",
+            "features": [{"name": "x"}],
+            "label": {"name": "y"},
+            "hdfs": hdfs,
+        }
+    )
+    pod = _pods(job)["mnist-worker-0"]
+    mount = {m["name"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}["krb5-conf"]
+    volume = {v["name"]: v for v in pod["spec"]["volumes"]}["krb5-conf"]
+    assert volume["configMap"] == {
+        "name": "realm",
+        "items": [{"key": "krb5.conf", "path": "krb5.conf"}],
+    }
+    assert mount == {"name": "krb5-conf", "mountPath": plan.KRB5_DIR, "readOnly": True}
+    assert _env(pod)["KRB5_CONFIG"] == f"{plan.KRB5_DIR}/krb5.conf"
 
 
 def test_reporter_is_chief_else_worker_zero() -> None:
