@@ -9,7 +9,7 @@ wire, snake_case in Python.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -224,11 +224,24 @@ class HDFSSpec(Model):
     user: str | None = Field(default=None, description="HDFS user for simple authentication.")
 
 
+#: The operator's own volumes in every trainer pod (name -> mount path): scratch
+#: space, then what spec.data.hdfs names. data.volumes may reuse neither.
+OPERATOR_VOLUMES = {
+    "scratch": "/tmp",
+    "hadoop-conf": "/etc/hadoop/conf",
+    "krb5-conf": "/etc/kubetrain/krb5",
+    "keytab": "/etc/kubetrain/keytab",
+}
+MAX_DATA_VOLUMES = 32
+
+
 class VolumeSpec(Model):
     """A Kubernetes volume mounted into every trainer pod (e.g. a PVC with data)."""
 
     name: str = Field(pattern=DNS_1035, max_length=63, description="Volume name.")
-    mount_path: str = Field(pattern=r"^/", description="Where the volume appears in the pod.")
+    mount_path: str = Field(
+        pattern=r"^/", max_length=4096, description="Where the volume appears in the pod."
+    )
     read_only: bool = Field(default=True, description="Mount read-only.")
     source: FreeForm = Field(
         description="A Kubernetes volume source, e.g. {persistentVolumeClaim: {claimName: x}}."
@@ -252,7 +265,9 @@ class DataSpec(Model):
     label: FeatureSpec = Field(description="The label (target) of each record.")
     shuffle_buffer: int = Field(default=10000, ge=0, description="0 disables shuffling.")
     hdfs: HDFSSpec | None = Field(default=None, description="HDFS configuration and credentials.")
-    volumes: list[VolumeSpec] = Field(default_factory=list, description="Volumes with data.")
+    volumes: list[VolumeSpec] = Field(
+        default_factory=list, max_length=MAX_DATA_VOLUMES, description="Volumes with data."
+    )
 
 
 class TrainingSpec(Model):
@@ -367,6 +382,17 @@ def _gpus(spec: ReplicaSpec | None) -> int:
     return 0 if spec is None else spec.gpus
 
 
+def _data_volumes(spec: TrainingJobSpec) -> list[VolumeSpec]:
+    return spec.data.volumes if spec.data is not None else []
+
+
+def _cel_list(items: Iterable[str]) -> str:
+    return "[" + ", ".join(f"'{i}'" for i in items) + "]"
+
+
+_HAS_VOLUMES = "!has(self.data) || !has(self.data.volumes) || "
+
+
 SPEC_RULES = [
     Rule(
         cel="has(self.replicas.chief) || has(self.replicas.worker)",
@@ -435,6 +461,29 @@ SPEC_RULES = [
         field_path=".runPolicy.restartBackoffSeconds",
         check=lambda s: (
             s.run_policy.restart_backoff_seconds <= s.run_policy.max_restart_backoff_seconds
+        ),
+    ),
+    Rule(
+        cel=_HAS_VOLUMES + "self.data.volumes.all(v, !(v.name in "
+        f"{_cel_list(OPERATOR_VOLUMES)}) && !(v.mountPath in "
+        f"{_cel_list(OPERATOR_VOLUMES.values())}))",
+        message="the operator's own volumes take these names and mount paths: "
+        + ", ".join(f"{name} at {path}" for name, path in OPERATOR_VOLUMES.items()),
+        field_path=".data.volumes",
+        check=lambda s: all(
+            v.name not in OPERATOR_VOLUMES and v.mount_path not in OPERATOR_VOLUMES.values()
+            for v in _data_volumes(s)
+        ),
+    ),
+    Rule(
+        cel=_HAS_VOLUMES + "self.data.volumes.all(a, "
+        "self.data.volumes.exists_one(b, b.name == a.name) && "
+        "self.data.volumes.exists_one(b, b.mountPath == a.mountPath))",
+        message="each volume needs a name and a mount path of its own",
+        field_path=".data.volumes",
+        check=lambda s: all(
+            len({getattr(v, key) for v in _data_volumes(s)}) == len(_data_volumes(s))
+            for key in ("name", "mount_path")
         ),
     ),
     Rule(

@@ -12,7 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubetrain_operator.api import API_VERSION, KIND, HDFSSpec, ReplicaType, TrainingJob
+from kubetrain_operator.api import (
+    API_VERSION,
+    KIND,
+    OPERATOR_VOLUMES,
+    HDFSSpec,
+    ReplicaType,
+    TrainingJob,
+)
 
 LABEL_JOB = "kubetrain.io/job-name"
 LABEL_TYPE = "kubetrain.io/replica-type"
@@ -20,10 +27,10 @@ LABEL_INDEX = "kubetrain.io/replica-index"
 CONTAINER = "tensorflow"
 PORT_NAME = "tfjob-port"
 PROGRESS_PORT_NAME = "progress"
-SCRATCH_DIR = "/tmp"
-HADOOP_CONF_DIR = "/etc/hadoop/conf"
-KEYTAB_DIR = "/etc/kubetrain/keytab"
-KRB5_DIR = "/etc/kubetrain/krb5"
+SCRATCH_DIR = OPERATOR_VOLUMES["scratch"]
+HADOOP_CONF_DIR = OPERATOR_VOLUMES["hadoop-conf"]
+KEYTAB_DIR = OPERATOR_VOLUMES["keytab"]
+KRB5_DIR = OPERATOR_VOLUMES["krb5-conf"]
 KRB5_CONF = "krb5.conf"
 TRAINER_COMMAND = ["python", "-m", "kubetrain_trainer"]
 GPU_RESOURCE = "nvidia.com/gpu"

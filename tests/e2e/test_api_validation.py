@@ -26,6 +26,9 @@ from tests.unit.specs import jobs, with_value
 pytestmark = pytest.mark.e2e
 NAMESPACE = "e2e-validation"
 
+_VOLUME = {"mountPath": "/data", "source": {"emptyDir": {}}}
+_VOLUMES = "spec.data.volumes"
+
 # (path to break, bad value, the field path the apiserver's message must name)
 BREAKAGES = [
     ("spec.replicas.worker.replicas", -1, "spec.replicas.worker.replicas"),
@@ -45,6 +48,10 @@ BREAKAGES = [
     ("spec.data.features", [], "spec.data.features"),
     ("spec.model.entrypoint", "not a path", "spec.model.entrypoint"),
     ("spec.tpu", {"accelerator": "v5e", "topology": "2by4"}, "spec.tpu.topology"),
+    ("spec.data.volumes", [{"name": "scratch", **_VOLUME}], "spec.data.volumes"),
+    ("spec.data.volumes", [{"name": "data", **_VOLUME, "mountPath": "/tmp"}], "spec.data.volumes"),
+    ("spec.data.volumes", [{"name": "a", **_VOLUME}, {"name": "a", **_VOLUME}], _VOLUMES),
+    ("spec.data.volumes", [{"name": "a", **_VOLUME}, {"name": "b", **_VOLUME}], _VOLUMES),
     ("spec.unknownField", 1, "unknownField"),
     ("spec.replicas.launcher", {"replicas": 1}, "launcher"),
     ("metadata.name", "a" * 52, "metadata.name"),
