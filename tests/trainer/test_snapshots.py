@@ -57,17 +57,23 @@ def _variables(model: Any) -> list[np.ndarray]:
     return [np.array(v.numpy()) for v in [*model.variables, *model.optimizer.variables]]
 
 
+def _write_and_compare(model: Any, tmp_path: Path, kind: type) -> Path:
+    """Take and write a snapshot of `model`, check it against `save_weights`' file."""
+    snapshot = snapshots.take(model)
+    assert isinstance(snapshot, kind)
+    path = tmp_path / "snapshot.weights.h5"
+    snapshot.write(str(path))
+    model.save_weights(str(tmp_path / "keras.weights.h5"))
+    _assert_same_file(path, tmp_path / "keras.weights.h5")
+    return path
+
+
 @pytest.mark.trainer
 def test_snapshot_writes_what_save_weights_writes(tmp_path: Path) -> None:
     model = _model(1)
-    snapshot = snapshots.take(model)
-    assert isinstance(snapshot, snapshots.Recorded)
-    snapshot.write(str(tmp_path / "snapshot.weights.h5"))
-    model.save_weights(str(tmp_path / "keras.weights.h5"))
-    _assert_same_file(tmp_path / "snapshot.weights.h5", tmp_path / "keras.weights.h5")
-
+    path = _write_and_compare(model, tmp_path, snapshots.Recorded)
     other = _model(2)
-    other.load_weights(str(tmp_path / "snapshot.weights.h5"))
+    other.load_weights(str(path))
     for mine, theirs in zip(_variables(model), _variables(other), strict=True):
         np.testing.assert_array_equal(mine, theirs)
 
@@ -101,9 +107,4 @@ def test_unverified_keras_falls_back_to_save_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(snapshots, "VERIFIED_KERAS_VERSIONS", frozenset())
-    model = _model(7)
-    snapshot = snapshots.take(model)
-    assert isinstance(snapshot, snapshots.Saved)
-    snapshot.write(str(tmp_path / "fallback.weights.h5"))
-    model.save_weights(str(tmp_path / "keras.weights.h5"))
-    _assert_same_file(tmp_path / "fallback.weights.h5", tmp_path / "keras.weights.h5")
+    _write_and_compare(_model(7), tmp_path, snapshots.Saved)
