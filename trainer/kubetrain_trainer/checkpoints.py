@@ -4,9 +4,11 @@ Each checkpoint is `epoch-<N>.weights.h5` (model and optimizer weights after
 N finished epochs) followed by an empty `epoch-<N>.done` marker. The marker
 is written last, so an epoch counts only when its weights are complete: a
 process killed mid-save leaves no marker and the previous epoch stands.
-Nothing is ever overwritten in place (HDFS cannot), and Keras writes a local
-temporary file that is then copied through the data layer's filesystem, so
-the directory may be local, mounted or `hdfs://`.
+Nothing is ever overwritten in place (HDFS cannot), and the weights are
+written to a local temporary file that is then copied through the data
+layer's filesystem, so the directory may be local, mounted or `hdfs://`.
+During training the weights are copied at the epoch's end (`snapshots.take`)
+and written by a `BackgroundWriter` while the next epoch runs.
 
 Why not `keras.callbacks.BackupAndRestore`: it keeps one `latest.weights.h5`
 per worker and writes the epoch number in a separate, later step. Workers of
