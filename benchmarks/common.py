@@ -20,11 +20,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results.md"
+# The scripts run as `python benchmarks/<name>.py`: make the repository importable too.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def quiet_tensorflow() -> None:
     """Keep TF's C++ start-up chatter out of the benchmark's output (set before importing TF)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# Every benchmark imports this module before TensorFlow.
+quiet_tensorflow()
 
 
 def loadavg() -> str:

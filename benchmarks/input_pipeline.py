@@ -40,13 +40,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import common  # noqa: E402
-
-common.quiet_tensorflow()
+import common  # benchmarks/: sys.path[0] when run as `python benchmarks/<name>.py`
 
 FEATURES = [f"f{i}" for i in range(8)]
 FORMATS = ("tfrecord", "parquet", "csv")

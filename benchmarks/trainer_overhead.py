@@ -38,13 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import common  # noqa: E402
-
-common.quiet_tensorflow()
+import common  # benchmarks/: sys.path[0] when run as `python benchmarks/<name>.py`
 
 PYTHON = sys.executable
 KUBETRAIN = str(Path(PYTHON).with_name("kubetrain"))
@@ -56,11 +50,10 @@ RUN_TIMEOUT = 300
 # -- the baseline: plain Keras, nothing from kubetrain ------------------------
 
 
-def plain_keras(args: argparse.Namespace) -> None:
-    import keras
+def plain_dataset(args: argparse.Namespace) -> Any:
+    """The digits records as a hand-written tf.data pipeline (shuffled, repeated, batched)."""
     import tensorflow as tf
 
-    keras.utils.set_random_seed(args.seed)
     files = sorted(str(p) for p in Path(args.data).iterdir())
     spec = {
         "pixels": tf.io.FixedLenFeature([8, 8, 1], tf.float32),
@@ -71,7 +64,7 @@ def plain_keras(args: argparse.Namespace) -> None:
         parsed = tf.io.parse_example(raw, spec)
         return parsed["pixels"], parsed["label"]
 
-    dataset = (
+    return (
         tf.data.TFRecordDataset(files)
         .shuffle(10_000, seed=args.seed)
         .repeat()
@@ -79,6 +72,13 @@ def plain_keras(args: argparse.Namespace) -> None:
         .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def plain_keras(args: argparse.Namespace) -> None:
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    dataset = plain_dataset(args)
     if args.plain_keras == "cnn":
         layers = [
             keras.Input(shape=(8, 8, 1)),
@@ -135,15 +135,6 @@ def ablate(args: argparse.Namespace) -> None:
     job = TrainingJob.model_validate(job_doc("ablate", args.ablate, Path(args.data), args, 1))
     spec = job.spec
     steps, epochs = args.steps, 3
-    files = sorted(str(p) for p in Path(args.data).iterdir())
-    features = {
-        "pixels": tf.io.FixedLenFeature([8, 8, 1], tf.float32),
-        "label": tf.io.FixedLenFeature([], tf.int64),
-    }
-
-    def parse(raw: Any) -> Any:
-        parsed = tf.io.parse_example(raw, features)
-        return parsed["pixels"], parsed["label"]
 
     class Clock(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -169,14 +160,7 @@ def ablate(args: argparse.Namespace) -> None:
                 strategy, spec.data, spec.training, spec.data.train, True, 1
             ).dataset
         else:
-            dataset = (
-                tf.data.TFRecordDataset(files)
-                .shuffle(10_000, seed=args.seed)
-                .repeat()
-                .batch(args.batch, drop_remainder=True)
-                .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE)
-            )
+            dataset = plain_dataset(args)
         cbs: list[Any] = []
         if "backup" in parts:
             cbs.append(callbacks.backup(keras, tempfile.mkdtemp(prefix="kubetrain-ablate-")))
@@ -211,7 +195,7 @@ def run_ablation(data: Path, args: argparse.Namespace, work: Path) -> dict[str, 
         with log.open("w") as fh:
             proc = subprocess.run(
                 cmd, stdout=subprocess.PIPE, stderr=fh, text=True, timeout=RUN_TIMEOUT * 2,
-                cwd=ROOT, check=False,
+                cwd=common.ROOT, check=False,
             )  # fmt: skip
         if proc.returncode != 0:
             raise RuntimeError(f"ablation of {model} exited {proc.returncode}; see {log}")
@@ -288,7 +272,7 @@ def timed_run(cmd: list[str], env: dict[str, str], log_path: Path) -> dict[str, 
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
-            cwd=ROOT,
+            cwd=common.ROOT,
         )
         killer = threading.Timer(RUN_TIMEOUT, proc.kill)
         killer.start()

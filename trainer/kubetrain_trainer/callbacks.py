@@ -10,7 +10,7 @@ import logging
 from types import ModuleType
 from typing import Any
 
-from kubetrain_trainer import checkpoints
+from kubetrain_trainer import checkpoints, snapshots
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +21,24 @@ EVAL_CHECKPOINTS_KEPT = 3
 
 
 class _BackupHooks:
-    """Saves this worker's weights and optimizer state at the end of each epoch."""
+    """Saves this worker's weights and optimizer state at the end of each epoch.
+
+    The weights are copied on the training thread, at the same point of every
+    epoch on every worker (reading variables may be a collective), and written
+    to disk on a background thread, so the next epoch need not wait for h5py
+    and the filesystem. Training ends only once the last write is done.
+    """
 
     def __init__(self, directory: str, keep: int) -> None:
         super().__init__()
         self.directory = directory
-        self.keep = keep
+        self.writer = checkpoints.BackgroundWriter(directory, keep)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        checkpoints.save(self.model, self.directory, epoch + 1, self.keep)  # type: ignore[attr-defined]
+        self.writer.submit(snapshots.take(self.model), epoch + 1)  # type: ignore[attr-defined]
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.writer.wait()
 
 
 def with_base(hooks: type, keras_module: ModuleType) -> type:

@@ -4,9 +4,11 @@ Each checkpoint is `epoch-<N>.weights.h5` (model and optimizer weights after
 N finished epochs) followed by an empty `epoch-<N>.done` marker. The marker
 is written last, so an epoch counts only when its weights are complete: a
 process killed mid-save leaves no marker and the previous epoch stands.
-Nothing is ever overwritten in place (HDFS cannot), and Keras writes a local
-temporary file that is then copied through the data layer's filesystem, so
-the directory may be local, mounted or `hdfs://`.
+Nothing is ever overwritten in place (HDFS cannot), and the weights are
+written to a local temporary file that is then copied through the data
+layer's filesystem, so the directory may be local, mounted or `hdfs://`.
+During training the weights are copied at the epoch's end (`snapshots.take`)
+and written by a `BackgroundWriter` while the next epoch runs.
 
 Why not `keras.callbacks.BackupAndRestore`: it keeps one `latest.weights.h5`
 per worker and writes the epoch number in a separate, later step. Workers of
@@ -22,10 +24,11 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable
 from typing import Any
 
-from kubetrain_trainer import outages
+from kubetrain_trainer import outages, snapshots
 from kubetrain_trainer.data import fs
 
 log = logging.getLogger(__name__)
@@ -61,9 +64,15 @@ def latest_epoch(directory: str) -> int:
 
 
 def save(model: Any, directory: str, epoch: int, keep: int) -> str:
+    """Take the model's weights now and write them (see `write`); returns the weights path."""
+    return write(snapshots.take(model), directory, epoch, keep)
+
+
+def write(snapshot: snapshots.Snapshot, directory: str, epoch: int, keep: int) -> str:
     """Write the weights after `epoch` finished epochs, then its marker.
 
-    Keeps the newest `keep` checkpoints and removes older ones.
+    Keeps the newest `keep` checkpoints and removes older ones. Safe on a
+    thread other than the training thread: `snapshot` already holds the values.
 
     Returns:
         The path of the weights file.
@@ -72,10 +81,10 @@ def save(model: Any, directory: str, epoch: int, keep: int) -> str:
         HdfsUnavailableError: the directory is on HDFS and it went away mid-save.
     """
     with outages.retryable(directory, "checkpoint write"):
-        return _save(model, directory, epoch, keep)
+        return _write(snapshot, directory, epoch, keep)
 
 
-def _save(model: Any, directory: str, epoch: int, keep: int) -> str:
+def _write(snapshot: snapshots.Snapshot, directory: str, epoch: int, keep: int) -> str:
     store = fs.filesystem(directory)
     store.makedirs(directory)
     target = fs.join(directory, weights_name(epoch))
@@ -85,7 +94,7 @@ def _save(model: Any, directory: str, epoch: int, keep: int) -> str:
     store.delete(done)
     with tempfile.TemporaryDirectory(prefix="kubetrain-ckpt-") as tmp:
         local = os.path.join(tmp, weights_name(epoch))
-        model.save_weights(local)
+        snapshot.write(local)
         with open(local, "rb") as src, store.create(staging) as out:
             shutil.copyfileobj(src, out, fs.CHUNK)
     store.delete(target)
@@ -96,6 +105,46 @@ def _save(model: Any, directory: str, epoch: int, keep: int) -> str:
         store.delete(fs.join(directory, _done_name(old)))
         store.delete(fs.join(directory, weights_name(old)))
     return target
+
+
+class BackgroundWriter:
+    """Writes one directory's checkpoints off the training thread, one at a time.
+
+    `submit` first waits for the previous write and re-raises its error, so
+    epochs land in order, at most one is in flight, and a failed write (an
+    HDFS outage) stops training at the next epoch end at the latest. The
+    thread is not a daemon: a process that exits, even on an error, first
+    finishes the write of an epoch it completed.
+    """
+
+    def __init__(self, directory: str, keep: int) -> None:
+        self.directory = directory
+        self.keep = keep
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, snapshot: snapshots.Snapshot, epoch: int) -> None:
+        """Start writing `snapshot` as epoch `epoch` once the previous write is done."""
+        self.wait()
+        self._thread = threading.Thread(
+            target=self._run, args=(snapshot, epoch), name=f"kubetrain-backup-{epoch}", daemon=False
+        )
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the write in flight is done; re-raise its error."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def _run(self, snapshot: snapshots.Snapshot, epoch: int) -> None:
+        try:
+            write(snapshot, self.directory, epoch, self.keep)
+        except BaseException as err:  # handed to the training thread by wait()
+            self._error = err
 
 
 def load(model: Any, directory: str, epoch: int) -> None:
