@@ -1,9 +1,9 @@
 """kopf handlers: thin, flat, typed; every decision lives in status.py.
 
 Jobs are watched with event handlers (no kopf finalizers or progress
-annotations on user objects), pods by the job-name label; a resync loop
-covers what no event announces (deadlines, scheduling timeouts, TTL,
-progress).
+annotations on user objects); pods by the operator's own pod cache
+(podcache.py), which also requests reconciles; a resync loop covers what no
+event announces (deadlines, scheduling timeouts, TTL, progress).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from kubetrain_operator import api, kube, plan
+from kubetrain_operator import api, kube
 from kubetrain_operator.reconciler import RECONCILE_WORKERS, Operator
 from kubetrain_operator.settings import OperatorSettings
 
@@ -72,6 +72,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     )
     operator = Operator(ours, client)
     memo.operator = operator
+    operator.pods.start()
     threading.Thread(target=operator.resync_forever, name="resync", daemon=True).start()
 
 
@@ -94,12 +95,6 @@ async def job_event(
         return
     operator.remember(namespace, name)
     operator.request(namespace, name)
-
-
-@kopf.on.event("", "v1", "pods", labels={plan.LABEL_JOB: kopf.PRESENT})
-async def pod_event(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    """A replica pod changed: reconcile its job."""
-    memo.operator.request(namespace, labels[plan.LABEL_JOB])
 
 
 @kopf.on.probe(id="jobs")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +74,46 @@ class Kube:
             namespace, label_selector=f"{plan.LABEL_JOB}={job_name}", _preload_content=False
         )
         return json.loads(_body(resp))["items"]
+
+    def list_all_pods(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+        """Every job pod in `namespace` (None: the cluster), and the list's
+        resourceVersion, to watch from."""
+        metrics.API_REQUESTS.labels(verb="list", resource="pods").inc()
+        kwargs: dict[str, Any] = {"label_selector": plan.LABEL_JOB, "_preload_content": False}
+        if namespace is None:
+            resp = self.core.list_pod_for_all_namespaces(**kwargs)
+        else:
+            resp = self.core.list_namespaced_pod(namespace, **kwargs)
+        body = json.loads(_body(resp))
+        return body["items"], body["metadata"]["resourceVersion"]
+
+    def watch_pods(
+        self, namespace: str | None, resource_version: str, timeout: int
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events of job pods after `resource_version`, as raw dicts, until
+        the server ends the watch (`timeout` seconds) or the connection breaks.
+
+        Raw lines: the client's Watch builds a V1Pod model per event.
+        """
+        metrics.API_REQUESTS.labels(verb="watch", resource="pods").inc()
+        kwargs: dict[str, Any] = {
+            "label_selector": plan.LABEL_JOB,
+            "watch": True,
+            "resource_version": resource_version,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": timeout,
+            "_preload_content": False,
+            "_request_timeout": (10, timeout + 30),
+        }
+        if namespace is None:
+            resp = self.core.list_pod_for_all_namespaces(**kwargs)
+        else:
+            resp = self.core.list_namespaced_pod(namespace, **kwargs)
+        try:
+            for line in _lines(resp):
+                yield json.loads(line)
+        finally:
+            resp.release_conn()
 
     def create(self, obj: dict[str, Any]) -> bool:
         """Create a Pod, Service or NetworkPolicy; False when it already exists (409 is fine)."""
@@ -165,6 +205,20 @@ def _body(resp: Any) -> bytes:
         return resp.data
     finally:
         resp.release_conn()
+
+
+def _lines(resp: Any) -> Iterator[bytes]:
+    """The non-empty lines of a streamed response; a line may span many chunks."""
+    pending: list[bytes] = []
+    for chunk in resp.stream(None, decode_content=False):
+        *done, rest = chunk.split(b"\n")
+        if done:
+            pending.append(done[0])
+            done[0] = b"".join(pending)
+            pending = []
+            yield from (line for line in done if line)
+        if rest:
+            pending.append(rest)
 
 
 def fetch_progress(pod_ip: str, port: int, timeout: float) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from kubetrain_operator import kube, metrics, plan, status
 from kubetrain_operator.api import TrainingJob, TrainingJobStatus, format_errors
+from kubetrain_operator.podcache import PodCache
 from kubetrain_operator.settings import OperatorSettings
 from kubetrain_operator.workqueue import WorkQueue
 
@@ -45,6 +46,8 @@ class Operator:
             RECONCILE_WORKERS,
             "reconcile",
         )
+        # Every change to a job's pods requests a reconcile of the job.
+        self.pods = PodCache(client, settings.namespaces, self.request)
 
     def remember(self, namespace: str, name: str) -> None:
         self.known.add((namespace, name))
@@ -80,11 +83,12 @@ class Operator:
         except ValidationError as err:
             self._reject(body, "; ".join(format_errors(err)), now)
             return
-        pods = self.kube.list_pods(namespace, name)
+        pods = self.pods.pods(namespace, name)
         views = [status.pod_view(p) for p in pods if _is_replica(p)]
         actions = status.reconcile(job, views, now, body["metadata"].get("generation"))
         if actions.delete:
             self.kube.delete_pods(namespace, actions.delete)
+            self.pods.deleted(namespace, name, actions.delete)
         if actions.create:
             self._create(job, set(actions.create))
         if poll_progress and actions.status.phase in RUNNING_PHASES:
@@ -136,7 +140,12 @@ class Operator:
         ):
             metrics.OBJECTS_CREATED.labels(kind="NetworkPolicy").inc()
         new_services = self.kube.create_all(services)
-        new_pods = self.kube.create_all(pods)
+        entries = self.pods.creating(pods)
+        try:
+            new_pods = self.kube.create_all(pods)
+        except Exception:
+            self.pods.forget_created(entries)
+            raise
         metrics.OBJECTS_CREATED.labels(kind="Service").inc(new_services)
         metrics.OBJECTS_CREATED.labels(kind="Pod").inc(new_pods)
         log.info("%s: created %d pods, %d services", job.metadata.name, new_pods, new_services)
@@ -173,6 +182,7 @@ class Operator:
 
     def stop(self) -> None:
         self._stop.set()
+        self.pods.stop()
         with self._timers_lock:
             for timer in self._timers.values():
                 timer.cancel()
