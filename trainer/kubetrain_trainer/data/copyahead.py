@@ -158,10 +158,19 @@ class CopyAhead:
                 if previous is not None:
                     previous.unlink(missing_ok=True)
                 previous = local
-        except BaseException:
-            # Abandoned (GeneratorExit) or failed: nobody reads this pass any more.
+        except GeneratorExit:
+            # Abandoned: nobody reads this pass any more.
             _forget(id(self))
             shutil.rmtree(pass_dir, ignore_errors=True)
+            raise
+        except BaseException:
+            # A failed copy. The reader may not have opened the file it just took
+            # (`previous`), and the error reaches it only after that file: keep it
+            # until this pipeline goes (or the process exits).
+            for path in pass_dir.iterdir():
+                if path != previous:
+                    path.unlink(missing_ok=True)
+            weakref.finalize(self, shutil.rmtree, pass_dir, True)
             raise
         self._finished_passes.append(pass_dir)
 
