@@ -5,8 +5,9 @@ TensorFlow cannot read hdfs:// itself, and framing records in Python costs
 (streamed, one file ahead of the reader) lets tf.data's C++ readers do the
 work while the next file downloads. Disk stays bounded: a file is deleted as
 soon as the reader has moved past it, so a pipeline holds at most two files
-(the one being read and the next). Scratch directories are removed at exit,
-on failure and, when a killed process left one behind, by the next process.
+(the one being read and the next). Scratch directories are removed at exit
+and, when a killed process left one behind, by the next process; a failed
+copy removes all but the file the reader is on, which the error follows.
 """
 
 from __future__ import annotations
